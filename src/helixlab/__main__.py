@@ -1,0 +1,5 @@
+import sys
+
+from helixlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""DNA alphabet: byte lookup tables, uint8 encode/decode, one-hot, reverse complement.
+
+Codes: A=0, C=1, G=2, T=3, N=4. Lowercase (soft-masked) letters get the same codes; the
+lowercase bit is available separately through `lowercase_mask`.
+
+IUPAC policy: the ambiguity codes R Y S W K M B D H V (and U) are an error by default
+(`iupac="error"`); with `iupac="n"` they are read as N. Anything else is always an error.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+BASES = "ACGTN"
+N_CODE = 4
+INVALID = 255
+IupacPolicy = Literal["error", "n"]
+IUPAC_AMBIGUOUS = "RYSWKMBDHVU"
+
+
+def _table(iupac: IupacPolicy) -> np.ndarray:
+    lut = np.full(256, INVALID, dtype=np.uint8)
+    for code, base in enumerate(BASES):
+        lut[ord(base)] = code
+        lut[ord(base.lower())] = code
+    if iupac == "n":
+        for ch in IUPAC_AMBIGUOUS:
+            lut[ord(ch)] = N_CODE
+            lut[ord(ch.lower())] = N_CODE
+    elif iupac != "error":
+        raise ValueError(f"iupac policy must be 'error' or 'n', got {iupac!r}")
+    return lut
+
+
+LUTS: dict[str, np.ndarray] = {"error": _table("error"), "n": _table("n")}
+_LOWER = np.zeros(256, dtype=np.uint8)
+_LOWER[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)] = 1
+_DECODE = np.frombuffer(BASES.encode(), dtype=np.uint8)
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+
+
+def as_bytes(seq: str | bytes | np.ndarray) -> np.ndarray:
+    """View a string or bytes as a uint8 array of raw bytes (no copy for bytes)."""
+    if isinstance(seq, np.ndarray):
+        return seq.view(np.uint8)
+    if isinstance(seq, str):
+        seq = seq.encode("ascii", errors="replace")
+    return np.frombuffer(seq, dtype=np.uint8)
+
+
+def encode(seq: str | bytes | np.ndarray, iupac: IupacPolicy = "error") -> np.ndarray:
+    """Raw bytes -> uint8 codes; invalid characters become 255 (see `first_invalid`)."""
+    return LUTS[iupac][as_bytes(seq)]
+
+
+def lowercase_mask(seq: str | bytes | np.ndarray) -> np.ndarray:
+    """1 where the raw byte is lowercase (a soft-masked repeat), else 0; uint8."""
+    return _LOWER[as_bytes(seq)]
+
+
+def first_invalid(codes: np.ndarray) -> int:
+    """Index of the first invalid code in a flat array, or -1 when all are valid."""
+    bad = np.flatnonzero(codes == INVALID)
+    return int(bad[0]) if bad.size else -1
+
+
+def decode(codes: np.ndarray | torch.Tensor) -> str:
+    """uint8 codes (L,) -> string over ACGTN."""
+    if isinstance(codes, torch.Tensor):
+        codes = codes.cpu().numpy()
+    return _DECODE[np.asarray(codes, dtype=np.uint8)].tobytes().decode()
+
+
+def reverse_complement(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Reverse complement of codes along the last axis: x (..., L) uint8."""
+    if isinstance(x, torch.Tensor):
+        comp = torch.as_tensor(_COMPLEMENT, device=x.device)[x.long()]
+        return comp.flip(-1)
+    return _COMPLEMENT[x][..., ::-1].copy()
+
+
+def one_hot(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """x: (N, L) uint8 codes -> (N, 4, L) one-hot; N becomes 0.25 in every channel."""
+    table = torch.zeros(5, 4, dtype=dtype, device=x.device)
+    table[:4] = torch.eye(4, dtype=dtype, device=x.device)
+    table[4] = 0.25
+    return table[x.long()].transpose(1, 2)

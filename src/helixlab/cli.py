@@ -1,0 +1,176 @@
+"""`helixlab` commands: each one a thin call into the library; heavy imports inside commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from helixlab.errors import HelixError
+
+app = typer.Typer(help="helixlab: deep learning on DNA sequence.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+
+def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
+    keys = list(next(iter(rows.values())).keys())
+    width = max(len(k) for k in keys)
+    typer.echo(f"{'metric':<{width}}  " + "  ".join(f"{s:>8}" for s in rows))
+    for k in keys:
+        typer.echo(f"{k:<{width}}  " + "  ".join(f"{rows[s][k]:8.4f}" for s in rows))
+
+
+@app.command()
+def prepare(
+    inputs: Annotated[list[Path], typer.Argument(help="FASTA(.gz), CSV/TSV(.gz) or DREAM files")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory (must not exist)")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, fasta, csv, tsv or dream")] = "auto",
+    seq_col: Annotated[Optional[str], typer.Option(help="sequence column")] = None,
+    label_col: Annotated[Optional[list[str]], typer.Option(help="label column (repeat for several)")] = None,
+    id_col: Annotated[Optional[str], typer.Option(help="record id column")] = None,
+    length: Annotated[str, typer.Option(help="auto, fixed (ragged lengths are an error) or variable")] = "auto",
+    iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n to read them as N")] = "error",
+    keep_mask: Annotated[bool, typer.Option(help="keep the lowercase (soft-mask) bit")] = False,
+) -> None:
+    """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json."""
+    from helixlab.shards import Shard
+    from helixlab.shards import prepare as run_prepare
+
+    path = run_prepare([str(p) for p in inputs], out, fmt=fmt, seq_col=seq_col, label_cols=label_col,  # type: ignore[arg-type]
+                       id_col=id_col, length=length, iupac=iupac, keep_mask=keep_mask)  # type: ignore[arg-type]
+    meta = Shard.open(path).meta
+    typer.echo(f"wrote {meta['records']:,} records ({meta['min_length']}-{meta['max_length']} bp, labels "
+               f"{meta['labels']}) to {path}")
+
+
+@app.command()
+def negatives(
+    positives: Annotated[Path, typer.Argument(help="positive sequences (FASTA or table), one length")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output CSV (sequence,label)")],
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    chunks: Annotated[int, typer.Option(help="chunks per sequence")] = 20,
+    shuffled: Annotated[int, typer.Option(help="chunks shuffled per sequence")] = 12,
+    include_positives: Annotated[bool, typer.Option(help="also write the positives (label 1)")] = False,
+) -> None:
+    """Make negatives from positives the GUE/DeePromoter way (shuffle 12 of 20 chunks, per sequence)."""
+    from helixlab.negatives import write_negatives
+
+    n_in, n_out = write_negatives(positives, out, seed=seed, n_chunks=chunks, n_shuffled=shuffled,
+                                  include_positives=include_positives)
+    typer.echo(f"read {n_in:,} positives, wrote {n_out:,} rows to {out}")
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="TOML recipe (not needed with --resume)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-4")] = None,
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="run directory (default runs/<recipe>)")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue this run directory")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="start from these weights (.safetensors)")] = None,
+) -> None:
+    """Train a model from a recipe; writes a run directory with checkpoints, metrics and a report."""
+    from helixlab.config import load_config
+    from helixlab.engine import fit
+
+    if resume is not None:
+        from helixlab.runs import read_config
+
+        cfg = read_config(resume)
+        run_dir = resume
+    else:
+        if config is None:
+            raise HelixError("give a CONFIG recipe, or --resume RUN_DIR")
+        cfg = load_config(config, set_ or [])
+        run_dir = out or Path("runs") / config.stem
+    results = fit(cfg, run_dir, resume=resume is not None, init_from=str(init_from) if init_from else None)
+    if results.get("splits"):
+        _print_metrics(results["splits"])
+    if results:
+        typer.echo(f"report: {run_dir / 'report.md'}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    data: Annotated[Path, typer.Argument(help="labelled data: a file or a prepared directory")],
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the metrics as JSON")] = None,
+    rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Score a trained run on labelled data: classification or regression metrics."""
+    import tempfile
+
+    from helixlab.data import open_data
+    from helixlab.engine import evaluate_shard, resolve_device
+    from helixlab.runs import load_run, write_json
+
+    dev = resolve_device(device)
+    run = load_run(run_dir, device=str(dev))
+    with tempfile.TemporaryDirectory() as tmp:
+        d = run.config.data
+        shard = open_data(str(data), Path(tmp) / "data", fmt=d.format if not data.is_dir() else "auto",
+                          seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac)
+        if shard.meta["labels"] != run.info["labels"]:
+            raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}", path=str(data))
+        run.task.check_labels(shard.meta, str(data))
+        if run.seq_len is not None and shard.length != run.seq_len:
+            raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))
+        metrics, _ = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=dev,
+                                    rc_average=rc_average, progress=True)
+    _print_metrics({data.name: metrics})
+    if out:
+        write_json(out, metrics)
+
+
+@app.command("predict")
+def predict_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="FASTA or table of sequences")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output CSV: id, prediction")],
+    rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
+) -> None:
+    """Predict every record of a FASTA or table with a trained run."""
+    from helixlab.engine import resolve_device
+    from helixlab.predict import predict_file
+    from helixlab.runs import load_run
+
+    dev = str(resolve_device(device))
+    run = load_run(run_dir, device=dev)
+    n = predict_file(run, input_path, out, rc_average=rc_average, batch_size=batch_size, device=dev,
+                     iupac=iupac)  # type: ignore[arg-type]
+    typer.echo(f"wrote {n:,} predictions to {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="directory for the demo data and run")] = Path("demo_out"),
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 6,
+) -> None:
+    """Make a synthetic promoter data set, train cnn_gru on it and print the metrics."""
+    from helixlab.demo import run_demo
+
+    results, report = run_demo(out, epochs=epochs)
+    _print_metrics(results["splits"])
+    typer.echo(f"report: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI; a HelixError becomes one line on stderr and exit status 1."""
+    try:
+        app(args=argv, prog_name="helixlab")
+    except HelixError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

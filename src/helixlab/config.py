@@ -1,0 +1,189 @@
+"""Typed run configuration: defaults < TOML file < `--set key=value` flags, checked strictly.
+
+A typo'd key is an error naming the file and the key (with the closest valid name), never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helixlab.errors import HelixError
+from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig
+
+DATA_ENV = "HELIXLAB_DATA"
+
+
+def data_root() -> Path:
+    """The shared data directory: $HELIXLAB_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def expand_path(value: str) -> str:
+    """Expand ${HELIXLAB_DATA} (with its default) and other environment variables in a path."""
+    value = value.replace("${HELIXLAB_DATA}", str(data_root())).replace("$HELIXLAB_DATA", str(data_root()))
+    return os.path.expanduser(os.path.expandvars(value))
+
+
+@dataclass
+class DataConfig:
+    """Paths are files (FASTA/CSV/TSV/DREAM, prepared on first use) or `helixlab prepare` directories."""
+
+    train: str = ""
+    valid: str | None = None
+    test: str | None = None
+    format: str = "auto"
+    seq_col: str | None = None
+    label_cols: list[str] | None = None
+    iupac: str = "error"
+
+
+@dataclass
+class ModelSection:
+    name: str = "cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """schedule: 'cosine' (linear warm-up then cosine) | 'onecycle' | 'constant'.
+    patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
+    checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    warmup_frac: float = 0.05
+    clip_grad: float = 1.0
+    patience: int = 0
+    monitor: str | None = None
+    rc_augment: bool = False
+    rc_average: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threads: int | None = None
+    checkpoint_every: int = 200
+    eval_batch_size: int = 512
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict[str, Any], where: str, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise HelixError(f"expected a table for [{where}], got {type(values).__name__}", path=source, record=where)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise HelixError(f"unknown key {key!r} in [{where}]{hint}; valid keys: {', '.join(fields)}",
+                             path=source, record=f"{where}.{key}")
+        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(sub):
+            kwargs[key] = _build(sub, value, f"{where}.{key}" if where else key, source)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML/JSON literal if it parses (numbers, booleans, lists, quoted strings), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        if "=" not in item:
+            raise HelixError(f"--set expects key=value, got {item!r}", record="--set")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise HelixError(f"cannot set {key!r}: {part!r} is not a table", record="--set")
+        node[parts[-1]] = parse_value(text.strip())
+    return values
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a TOML recipe (or start from defaults), apply overrides, validate."""
+    values: dict[str, Any] = {}
+    source = "--set"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.exists():
+            raise HelixError("config file not found", path=source)
+        try:
+            values = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise HelixError(f"cannot parse config: {exc}", path=source) from None
+    values = apply_overrides(values, overrides or [])
+    cfg = config_from_dict(values, source)
+    return cfg
+
+
+def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
+    cfg: RunConfig = _build(RunConfig, values, "", source)
+    check_config(cfg, source)
+    return cfg
+
+
+def check_config(cfg: RunConfig, source: str) -> None:
+    """Cross-field constraints, checked before anything is written."""
+    from helixlab.models import model_config
+
+    t = cfg.train
+    if not cfg.data.train:
+        raise HelixError("data.train is required", path=source, record="data.train")
+    for name, value in (("train.epochs", t.epochs), ("train.batch_size", t.batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise HelixError(f"{name} must be a positive integer, got {value!r}", path=source, record=name)
+    if t.lr <= 0:
+        raise HelixError(f"train.lr must be positive, got {t.lr}", path=source, record="train.lr")
+    if t.schedule not in ("cosine", "onecycle", "constant"):
+        raise HelixError(f"train.schedule must be cosine, onecycle or constant, got {t.schedule!r}",
+                         path=source, record="train.schedule")
+    if t.monitor is not None and t.monitor not in HIGHER_IS_BETTER:
+        raise HelixError(f"train.monitor {t.monitor!r} is not a known metric; choose from "
+                         f"{sorted(HIGHER_IS_BETTER)}", path=source, record="train.monitor")
+    if t.patience and not cfg.data.valid:
+        raise HelixError("train.patience needs data.valid for early stopping", path=source, record="train.patience")
+    if cfg.data.iupac not in ("error", "n"):
+        raise HelixError(f"data.iupac must be 'error' or 'n', got {cfg.data.iupac!r}", path=source, record="data.iupac")
+    if cfg.data.format not in ("auto", "fasta", "csv", "tsv", "dream"):
+        raise HelixError(f"data.format must be auto, fasta, csv, tsv or dream, got {cfg.data.format!r}",
+                         path=source, record="data.format")
+    model_config(cfg.model.name, cfg.model.params, source=source)

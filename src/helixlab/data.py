@@ -1,0 +1,85 @@
+"""Batches from prepared shards: a seeded, resumable order; rank sharding for DDP; RC augmentation.
+
+The order of epoch e is a permutation drawn from (seed, e) alone, so a run resumed at batch b of
+epoch e sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helixlab.alphabet import reverse_complement
+from helixlab.errors import HelixError
+from helixlab.shards import Shard, prepare
+
+
+def open_data(path: str, cache_dir: Path | None, *, fmt: str = "auto", seq_col: str | None = None,
+              label_cols: list[str] | None = None, iupac: str = "error", require_labels: bool = True,
+              progress: bool = True) -> Shard:
+    """A prepared directory as is, or a sequence file prepared once into `cache_dir`."""
+    p = Path(path)
+    if p.is_dir():
+        return Shard.open(p)
+    if not p.exists():
+        raise HelixError("data file not found", path=path)
+    if cache_dir is None:
+        raise HelixError("a raw data file needs a directory to prepare into", path=path)
+    if not (cache_dir / "meta.json").exists():
+        prepare([p], cache_dir, fmt=fmt, seq_col=seq_col, label_cols=label_cols, iupac=iupac,  # type: ignore[arg-type]
+                require_labels=require_labels, unique_ids=False, overwrite=cache_dir.exists(), progress=progress)
+    return Shard.open(cache_dir)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of rows for one epoch, a function of (seed, epoch) only."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size
+
+
+def train_batches(shard: Shard, *, batch_size: int, seed: int, epoch: int, start: int = 0,
+                  rank: int = 0, world: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (batch number, row indices) for this rank from batch `start` of `epoch`.
+
+    `batch_size` is the global batch; each of `world` ranks takes every world-th row of it.
+    """
+    order = epoch_order(len(shard), seed, epoch)
+    for b in range(start, batches_per_epoch(len(shard), batch_size)):
+        idx = order[b * batch_size : (b + 1) * batch_size][rank::world]
+        yield b, np.sort(idx)
+
+
+def load_batch(shard: Shard, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Rows `idx` as ((n, L) uint8 tensor, (n, T) float32 labels)."""
+    x = torch.from_numpy(shard.codes(idx))
+    if shard.labels is None:
+        raise HelixError("data has no labels", path=str(shard.path))
+    return x, np.asarray(shard.labels[idx])
+
+
+def rc_augment(x: torch.Tensor, seed: int, epoch: int, batch: int) -> torch.Tensor:
+    """Reverse-complement a random half of the batch; the choice depends on (seed, epoch, batch) only."""
+    flip = np.random.default_rng([seed, epoch, batch, 7]).random(len(x)) < 0.5
+    if not flip.any():
+        return x
+    x = x.clone()
+    rows = torch.from_numpy(np.flatnonzero(flip))
+    x[rows] = reverse_complement(x[rows])  # type: ignore[assignment]
+    return x
+
+
+def eval_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, n, batch_size):
+        yield np.arange(start, min(start + batch_size, n))
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

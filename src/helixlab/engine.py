@@ -1,0 +1,317 @@
+"""fit / evaluate: the training loop, checkpoints, exact resume, early stopping, DDP.
+
+The loop is a plain function. Resumability rests on three facts: the data order of an epoch is
+a function of (seed, epoch); augmentation choices are a function of (seed, epoch, batch); and the
+checkpoint holds weights, optimizer moments, the step and every rank's torch RNG state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from helixlab import checkpoint as ckpt
+from helixlab import runs
+from helixlab.config import RunConfig, expand_path
+from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch, open_data, rc_augment, train_batches
+from helixlab.errors import HelixError
+from helixlab.models import build_model, count_params
+from helixlab.models.base import SequenceModel
+from helixlab.shards import Shard
+from helixlab.tasks import HIGHER_IS_BETTER, Task, make_task
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup_frac: float) -> float:
+    """Multiplier of the base learning rate at `step` of `total`."""
+    progress = step / max(total, 1)
+    if schedule == "onecycle":
+        # One-cycle: rise from 1/25 to 1 over the first 30 %, cosine down to 1e-4 after.
+        peak = 0.3
+        if progress < peak:
+            return 0.04 + 0.96 * (1 - math.cos(math.pi * progress / peak)) / 2
+        return 1e-4 + (1 - 1e-4) * (1 + math.cos(math.pi * (progress - peak) / (1 - peak))) / 2
+    warmup = max(int(warmup_frac * total), 1) if warmup_frac > 0 else 0
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HelixError(f"device {name!r} asked for but no CUDA GPU is available", record="train.device")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU; nothing on the CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def model_outputs(model: torch.nn.Module, x: torch.Tensor, *, rc_average: bool = False) -> torch.Tensor:
+    """Raw outputs (N, n_outputs); with rc_average, the mean over the sequence and its reverse complement."""
+    from helixlab.alphabet import reverse_complement
+
+    out = model(x).float()
+    if rc_average:
+        out = (out + model(reverse_complement(x)).float()) / 2  # type: ignore[arg-type]
+    return out
+
+
+def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_size: int = 512,
+                   device: torch.device | str = "cpu", rc_average: bool = False, amp: bool = True,
+                   progress: bool = False) -> tuple[dict[str, float], Any]:
+    """Metrics of `model` on a labelled shard, and the metric accumulator (for plots)."""
+    from tqdm import tqdm
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    acc = task.metrics()
+    loss_sum, n = 0.0, 0
+    for idx in tqdm(list(eval_batches(len(shard), batch_size)), desc="evaluate", leave=False, disable=not progress):
+        x, y = load_batch(shard, idx)
+        with autocast(device, amp):
+            out = model_outputs(model, x.to(device), rc_average=rc_average)
+        target = task.target(y).to(device)
+        loss_sum += float(task.loss(out, target)) * len(idx)
+        n += len(idx)
+        acc.update(task.activate(out).cpu().numpy(), y)
+    model.train(was_training)
+    return {"loss": loss_sum / max(n, 1), **acc.compute()}, acc
+
+
+def _is_better(value: float, best: float | None, monitor: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if HIGHER_IS_BETTER[monitor] else value < best
+
+
+def _gather_rng(world: int) -> list[torch.Tensor]:
+    state = torch.get_rng_state()
+    if world == 1:
+        return [state]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, state)
+    return out
+
+
+def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | None:
+    path = getattr(cfg.data, split)
+    if not path:
+        return None
+    d = cfg.data
+    return open_data(expand_path(path), run_dir / "data" / split, fmt=d.format, seq_col=d.seq_col,
+                     label_cols=d.label_cols, iupac=d.iupac, progress=progress and rank == 0)
+
+
+def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
+        init_from: str | None = None) -> dict[str, Any]:
+    """Train per `cfg` into `run_dir` (or continue it with resume=True); return the final results."""
+    from tqdm import tqdm
+
+    rd = Path(run_dir)
+    rank, world = dist_info()
+    t = cfg.train
+    device = resolve_device(t.device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+
+    if resume:
+        cfg = runs.read_config(rd)
+        t = cfg.train
+    elif rank == 0:
+        if rd.exists():
+            raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
+                             path=str(rd))
+        rd.mkdir(parents=True)
+        runs.write_json(rd / runs.CONFIG, cfg.to_dict())
+    if world > 1:
+        dist.barrier()
+
+    # Rank 0 prepares raw files once; the others open what it wrote.
+    shards: dict[str, Shard | None] = {}
+    for split in ("train", "valid", "test"):
+        if rank == 0:
+            shards[split] = _open_split(cfg, rd, split, rank, t.progress)
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            shards = {s: _open_split(cfg, rd, s, rank, False) for s in ("train", "valid", "test")}
+    train = shards["train"]
+    assert train is not None
+    labels = list(train.meta["labels"])  # type: ignore[call-overload]
+    if not labels:
+        raise HelixError("training data has no label column", path=cfg.data.train)
+    task = make_task(cfg.task, len(labels))
+    for split, shard in shards.items():
+        if shard is not None:
+            task.check_labels(shard.meta, getattr(cfg.data, split))
+            if shard.meta["labels"] != labels:
+                raise HelixError(f"{split} labels {shard.meta['labels']} differ from train labels {labels}",
+                                 path=getattr(cfg.data, split))
+    seq_len = train.length
+    for split, shard in shards.items():
+        if shard is not None and seq_len is not None and shard.length != seq_len:
+            seq_len = None
+    monitor = t.monitor or task.default_monitor
+
+    torch.manual_seed(t.seed)
+    model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs)
+    if init_from:
+        ckpt.load_weights(model, Path(init_from))
+    model.to(device)
+    info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
+            "monitor": monitor, "data": {s: sh.meta for s, sh in shards.items() if sh is not None},
+            "environment": runs.environment(), "world_size": world}
+    if rank == 0 and not resume:
+        runs.write_json(rd / runs.INFO, info)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
+    steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
+    total_steps = steps_per_epoch * t.epochs
+    state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_n": 0, "best": None,
+                             "best_epoch": None, "bad_epochs": 0, "done": False, "history": [],
+                             "train_seconds": 0.0, "seqs_seen": 0}
+    if resume and (rd / runs.LAST).exists():
+        rngs, state = ckpt.load_training_state(rd / runs.LAST, model, optimizer)
+        if len(rngs) != world:
+            raise HelixError(f"checkpoint was written by {len(rngs)} processes, resuming with {world}",
+                             path=str(rd / runs.LAST))
+        torch.set_rng_state(rngs[rank])
+    else:
+        torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+
+    def save_last() -> None:
+        rngs = _gather_rng(world)
+        if rank == 0:
+            ckpt.save_training_state(rd / runs.LAST, model, optimizer, rngs, state)
+
+    valid = shards["valid"]
+    while not state["done"] and state["epoch"] < t.epochs:
+        epoch = state["epoch"]
+        net.train()
+        bar = tqdm(total=steps_per_epoch, initial=state["batch"], desc=f"epoch {epoch + 1}/{t.epochs}",
+                   disable=not (t.progress and rank == 0), mininterval=1.0, dynamic_ncols=True)
+        t0, seen0 = time.perf_counter(), 0
+        for b, idx in train_batches(train, batch_size=t.batch_size, seed=t.seed, epoch=epoch, start=state["batch"],
+                                    rank=rank, world=world):
+            x, y = load_batch(train, idx)
+            if t.rc_augment:
+                x = rc_augment(x, t.seed, epoch, b)
+            x, target = x.to(device, non_blocking=True), task.target(y).to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = t.lr * lr_factor(state["step"], total_steps, t.schedule, t.warmup_frac)
+            with autocast(device, t.amp):
+                loss = task.loss(net(x), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            optimizer.step()
+            state["loss_sum"] += float(loss.detach())
+            state["loss_n"] += 1
+            state["batch"], state["step"] = b + 1, state["step"] + 1
+            seen0 += len(idx) * world
+            bar.update(1)
+            if bar.n % 10 == 0 or b + 1 == steps_per_epoch:
+                bar.set_postfix(loss=f"{state['loss_sum'] / state['loss_n']:.4f}",
+                                seq_s=f"{seen0 / (time.perf_counter() - t0):.0f}")
+            if t.checkpoint_every and state["step"] % t.checkpoint_every == 0 and b + 1 < steps_per_epoch:
+                state["train_seconds"] += time.perf_counter() - t0
+                state["seqs_seen"] += seen0
+                t0, seen0 = time.perf_counter(), 0
+                save_last()
+        bar.close()
+        state["train_seconds"] += time.perf_counter() - t0
+        state["seqs_seen"] += seen0
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"],
+                                  "lr": optimizer.param_groups[0]["lr"],
+                                  "train_loss": state["loss_sum"] / max(state["loss_n"], 1),
+                                  "train_seconds": round(state["train_seconds"], 2)}
+        improved = True
+        if valid is not None:
+            metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
+                                        rc_average=t.rc_average, amp=t.amp)
+            record.update({f"valid_{k}": v for k, v in metrics.items()})
+            improved = _is_better(metrics[monitor], state["best"], monitor)
+            if improved:
+                state["best"], state["best_epoch"], state["bad_epochs"] = metrics[monitor], epoch + 1, 0
+            else:
+                state["bad_epochs"] += 1
+        else:
+            state["best_epoch"] = epoch + 1
+        if improved and rank == 0:
+            ckpt.save_weights(model, rd / runs.BEST, {"epoch": epoch + 1, monitor: state["best"]})
+        state["history"].append(record)
+        state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0)
+        if t.patience and state["bad_epochs"] >= t.patience:
+            state["done"] = True
+        save_last()
+        if rank == 0:
+            _write_history(rd, state["history"])
+    if rank == 0:
+        _write_history(rd, state["history"])
+    results = finish(rd, cfg, model, task, shards, state, info, device) if rank == 0 else {}
+    if world > 1:
+        dist.barrier()
+    return results
+
+
+def _write_history(rd: Path, history: list[dict[str, Any]]) -> None:
+    tmp = rd / (runs.METRICS + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    os.replace(tmp, rd / runs.METRICS)
+
+
+def finish(rd: Path, cfg: RunConfig, model: SequenceModel, task: Task, shards: dict[str, Shard | None],
+           state: dict[str, Any], info: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Reload the best weights, score valid and test, write results.json, plots and report.md."""
+    from helixlab.report import write_report
+
+    ckpt.load_weights(model, rd / (runs.BEST if (rd / runs.BEST).exists() else runs.LAST))
+    t = cfg.train
+    results: dict[str, Any] = {
+        "model": cfg.model.name, "params": count_params(model), "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"], "monitor": info["monitor"],
+        "train_seconds": round(state["train_seconds"], 2),
+        "train_seq_per_s": round(state["seqs_seen"] / max(state["train_seconds"], 1e-9), 1),
+        "stopped_early": bool(state["done"] and state["epoch"] < t.epochs), "splits": {},
+    }
+    accumulators = {}
+    for split in ("valid", "test"):
+        shard = shards.get(split)
+        if shard is None:
+            continue
+        metrics, acc = evaluate_shard(model, shard, task, batch_size=t.eval_batch_size, device=device,
+                                      rc_average=t.rc_average, amp=t.amp)
+        results["splits"][split] = metrics
+        accumulators[split] = acc
+    runs.write_json(rd / runs.RESULTS, results)
+    write_report(rd, cfg, info, results, state["history"], accumulators, task)
+    return results

@@ -1,0 +1,248 @@
+"""Streaming readers for FASTA(.gz), CSV/TSV(.gz) tables and DREAM `sequence<TAB>value` lines.
+
+Every reader yields `Chunk`s of at most `chunk_rows` records, so a 10 M-row file is never held
+as Python strings all at once. Problems raise `HelixError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+
+from helixlab.errors import HelixError
+
+Format = Literal["auto", "fasta", "csv", "tsv", "dream"]
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+SEQ_COLUMNS = ("sequence", "seq")
+LABEL_COLUMNS = ("label", "expression", "promoter_presence", "target", "y")
+ID_COLUMNS = ("id", "name", "idx")
+
+
+@dataclass
+class Chunk:
+    """Up to `chunk_rows` records: sequences as str, labels (n, T) float64, source line numbers."""
+
+    seqs: list[str]
+    lines: np.ndarray
+    labels: np.ndarray | None = None
+    ids: list[str] | None = None
+
+
+def _strip_gz(path: Path) -> str:
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def detect_format(path: str | os.PathLike[str]) -> Format:
+    """Guess the format from the file name; headerless tab files are DREAM lines."""
+    p = Path(path)
+    name = _strip_gz(p)
+    if name.endswith(FASTA_SUFFIXES):
+        return "fasta"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".tsv", ".txt")):
+        with open_text(p) as fh:
+            first = fh.readline().split("\t")[0].strip()
+        if first and set(first.upper()) <= set("ACGTN"):
+            return "dream"
+        return "tsv"
+    raise HelixError("cannot tell the format from the name; expected .fa/.fasta/.fna, .csv, .tsv or .txt "
+                     "(optionally .gz), or pass the format explicitly", path=str(path))
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """Open a text file, gunzipping when it ends in .gz; missing or empty files are errors."""
+    p = Path(path)
+    if not p.exists():
+        raise HelixError("file not found", path=str(p))
+    if p.is_dir():
+        raise HelixError("expected a file, found a directory", path=str(p))
+    if p.stat().st_size == 0:
+        raise HelixError("file is empty", path=str(p))
+    if p.name.endswith(".gz"):
+        return io.TextIOWrapper(_CheckedGzip(p), encoding="ascii", errors="replace", newline="")
+    return open(p, encoding="ascii", errors="replace", newline="")
+
+
+class _CheckedGzip(gzip.GzipFile):
+    """A GzipFile whose truncation and corruption errors name the file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(filename=str(path), mode="rb")
+        self._path = str(path)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return super().read(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise HelixError(f"gzip stream is truncated or corrupt ({exc})", path=self._path) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise HelixError(f"gzip stream is truncated or corrupt ({exc})", path=self._path) from None
+
+
+def read_fasta(path: str | os.PathLike[str], chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    """Stream FASTA records as chunks; ids are the first word of each header."""
+    ids: list[str] = []
+    seqs: list[str] = []
+    lines: list[int] = []
+    parts: list[str] = []
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith(">"):
+                if ids:
+                    if not parts:
+                        raise HelixError("record has no sequence", path=str(path),
+                                         record=f"line {lines[-1]} (>{ids[-1]})")
+                    seqs.append("".join(parts))
+                    parts = []
+                    if len(seqs) >= chunk_rows:
+                        yield Chunk(seqs=seqs, lines=np.array(lines[: len(seqs)]), ids=ids[: len(seqs)])
+                        ids, seqs, lines = ids[len(seqs):], [], lines[len(seqs):]
+                name = line[1:].split(maxsplit=1)
+                if not name:
+                    raise HelixError("header has no id", path=str(path), record=f"line {lineno}")
+                ids.append(name[0])
+                lines.append(lineno)
+            else:
+                if not ids:
+                    raise HelixError("sequence before the first '>' header: not a FASTA file?",
+                                     path=str(path), record=f"line {lineno}")
+                parts.append(line)
+    if not ids:
+        raise HelixError("no FASTA records found", path=str(path))
+    if not parts:
+        raise HelixError("record has no sequence", path=str(path), record=f"line {lines[-1]} (>{ids[-1]})")
+    seqs.append("".join(parts))
+    yield Chunk(seqs=seqs, lines=np.array(lines), ids=ids)
+
+
+def _pick(columns: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: str) -> str | None:
+    if wanted is not None:
+        if wanted not in columns:
+            raise HelixError(f"no {what} column {wanted!r}; columns are {columns}", path=path, record="line 1")
+        return wanted
+    return next((c for c in defaults if c in columns), None)
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    fmt: Format = "auto",
+    seq_col: str | None = None,
+    label_cols: list[str] | None = None,
+    id_col: str | None = None,
+    chunk_rows: int = 200_000,
+    require_labels: bool = False,
+) -> Iterator[Chunk]:
+    """Stream a CSV/TSV (header row) or DREAM (`sequence<TAB>value`, no header) table as chunks.
+
+    `seq_col` defaults to sequence/seq; `label_cols` to the first of label/expression/
+    promoter_presence/target/y present (none for an unlabelled table).
+    """
+    import pandas as pd
+
+    path = str(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "fasta":
+        raise HelixError("read_table got a FASTA file; use read_fasta", path=path)
+    sep = "," if fmt == "csv" else "\t"
+    header_lines = 0 if fmt == "dream" else 1
+    with open_text(path) as fh:
+        try:
+            reader = pd.read_csv(fh, sep=sep, header=None if fmt == "dream" else 0, chunksize=chunk_rows,
+                                 dtype=str, keep_default_na=False, na_values=[""], engine="c")
+            first = True
+            row0 = 0
+            for frame in reader:
+                if first:
+                    columns = [str(c) for c in frame.columns]
+                    if fmt == "dream":
+                        if len(columns) < 2:
+                            raise HelixError("expected DREAM lines 'sequence<TAB>value'", path=path, record="line 1")
+                        frame.columns = ["sequence", "expression"] + [f"col{i}" for i in range(2, len(columns))]
+                        columns = [str(c) for c in frame.columns]
+                    scol = _pick(columns, seq_col, SEQ_COLUMNS, "sequence", path)
+                    if scol is None:
+                        raise HelixError(f"no sequence column (looked for {list(SEQ_COLUMNS)}); columns are "
+                                         f"{columns}", path=path, record="line 1")
+                    if label_cols:
+                        lcols = [_pick(columns, c, (), "label", path) for c in label_cols]
+                    else:
+                        found = _pick(columns, None, LABEL_COLUMNS, "label", path)
+                        lcols = [found] if found else []
+                    if require_labels and not lcols:
+                        raise HelixError(f"no label column (looked for {list(LABEL_COLUMNS)}); columns are "
+                                         f"{columns}", path=path, record="line 1")
+                    icol = _pick(columns, id_col, ID_COLUMNS, "id", path) if id_col or fmt != "dream" else None
+                    first = False
+                elif fmt == "dream":
+                    frame.columns = ["sequence", "expression"] + [f"col{i}" for i in range(2, frame.shape[1])]
+                n = len(frame)
+                lines = np.arange(row0, row0 + n) + 1 + header_lines
+                row0 += n
+                seq_series = frame[scol]
+                missing = seq_series.isna().to_numpy()
+                if missing.any():
+                    i = int(np.flatnonzero(missing)[0])
+                    raise HelixError(f"missing sequence in column {scol!r}", path=path, record=f"line {lines[i]}")
+                labels = None
+                if lcols:
+                    labels = np.empty((n, len(lcols)), dtype=np.float64)
+                    for j, c in enumerate(lcols):
+                        values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+                        bad = ~np.isfinite(values)
+                        if bad.any():
+                            i = int(np.flatnonzero(bad)[0])
+                            raw = frame[c].iloc[i]
+                            what = "missing" if pd.isna(raw) else f"not a finite number ({raw!r})"
+                            raise HelixError(f"label in column {c!r} is {what}", path=path, record=f"line {lines[i]}")
+                        labels[:, j] = values
+                ids = frame[icol].astype(str).tolist() if icol else None
+                yield Chunk(seqs=seq_series.tolist(), lines=lines, labels=labels, ids=ids)
+            if first:
+                raise HelixError("table has a header but no records", path=path)
+        except pd.errors.EmptyDataError:
+            raise HelixError("file has no header and no records", path=path) from None
+        except pd.errors.ParserError as exc:
+            raise HelixError(f"malformed table ({exc})", path=path) from None
+
+
+def read_records(path: str | os.PathLike[str], fmt: Format = "auto", **kwargs: object) -> Iterator[Chunk]:
+    """Stream any supported file as chunks (FASTA or table)."""
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "fasta":
+        return read_fasta(path, chunk_rows=int(kwargs.get("chunk_rows", 100_000)))  # type: ignore[arg-type]
+    return read_table(path, fmt, **kwargs)  # type: ignore[arg-type]
+
+
+def label_names(path: str | os.PathLike[str], fmt: Format = "auto", label_cols: list[str] | None = None) -> list[str]:
+    """The label column names read_table would use for this file (empty for FASTA/unlabelled)."""
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "fasta":
+        return []
+    if label_cols:
+        return list(label_cols)
+    if fmt == "dream":
+        return ["expression"]
+    with open_text(path) as fh:
+        header = fh.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")
+    found = next((c for c in LABEL_COLUMNS if c in header), None)
+    return [found] if found else []

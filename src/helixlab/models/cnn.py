@@ -1,0 +1,41 @@
+"""Convolutional classifier/regressor on one-hot input: conv stack -> pooling -> dense head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from helixlab.alphabet import one_hot
+from helixlab.models.base import ConvStack, SequenceModel, mlp, pool_sequence, pooled_dim
+
+
+@dataclass
+class CNNConfig:
+    """Defaults: the S1 'CNN only' model (the cnn_gru conv layers + one dense layer)."""
+
+    channels: list[int] = field(default_factory=lambda: [128, 128])
+    kernels: list[int] = field(default_factory=lambda: [9, 9])
+    pools: list[int] = field(default_factory=lambda: [2, 2])
+    dilations: list[int] | None = None
+    residual: bool = False
+    pooling: str = "maxmean"
+    hidden: list[int] = field(default_factory=lambda: [128])
+    dropout: float = 0.2
+    activation: str = "relu"
+
+
+class CNN(SequenceModel):
+    def __init__(self, cfg: CNNConfig, seq_len: int | None, n_outputs: int) -> None:
+        super().__init__()
+        self.convs = ConvStack(4, cfg.channels, cfg.kernels, cfg.pools, dropout=cfg.dropout,
+                               activation=cfg.activation, residual=cfg.residual, dilations=cfg.dilations)
+        if cfg.pooling == "flatten" and seq_len is None:
+            raise ValueError("pooling='flatten' needs fixed-length sequences")
+        out_len = self.convs.out_length(seq_len or 1)
+        self.pooling = cfg.pooling
+        self.feature_dim = pooled_dim(self.convs.out_channels, out_len, cfg.pooling)
+        self.head = mlp(self.feature_dim, cfg.hidden, n_outputs, dropout=cfg.dropout, activation=cfg.activation)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return pool_sequence(self.convs(one_hot(x)), self.pooling)

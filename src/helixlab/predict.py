@@ -1,0 +1,92 @@
+"""Batch inference on tensors and on sequence files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helixlab import alphabet
+from helixlab.engine import autocast, model_outputs
+from helixlab.errors import HelixError
+from helixlab.io import read_records
+from helixlab.runs import LoadedRun
+from helixlab.shards import encode_chunk
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+            device: str | torch.device = "cpu", rc_average: bool = False) -> torch.Tensor:
+    """Raw outputs of any model on x: (N, L) uint8 -> (N, n_outputs) float32 on the CPU.
+
+    The model's training mode and device are restored afterwards.
+    """
+    x = torch.as_tensor(x)
+    device = torch.device(device)
+    was_training = model.training
+    first = next(model.parameters(), None)
+    original = first.device if first is not None else torch.device("cpu")
+    model.eval().to(device)
+    try:
+        outs = []
+        for start in range(0, len(x), batch_size):
+            with autocast(device, True):
+                outs.append(model_outputs(model, x[start : start + batch_size].to(device), rc_average=rc_average).cpu())
+        return torch.cat(outs) if outs else torch.empty(0)
+    finally:
+        model.train(was_training).to(original)
+
+
+def output_names(run: LoadedRun) -> list[str]:
+    """Column names of the prediction columns of a run."""
+    if run.task.kind == "multiclass":
+        return [f"prob_class{k}" for k in range(run.task.n_outputs)]
+    labels = run.info["labels"]
+    return ["prediction"] if len(labels) == 1 else [f"prediction_{name}" for name in labels]
+
+
+def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: str | os.PathLike[str], *,
+                 rc_average: bool = False, batch_size: int = 512, device: str = "cpu",
+                 iupac: alphabet.IupacPolicy = "error", overwrite: bool = False) -> int:
+    """Write `id,prediction...` rows for every record of a FASTA or table; returns the row count.
+
+    Predictions are probabilities for classification and values for regression.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_csv)
+    if out.exists() and not overwrite:
+        raise HelixError("output file already exists", path=str(out))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    n = 0
+    path = str(input_path)
+    try:
+        with open(tmp, "w", newline="") as fh, tqdm(desc="predict", unit=" seqs") as bar:
+            writer = csv.writer(fh)
+            writer.writerow(["id", *output_names(run)])
+            for chunk in read_records(path):
+                codes, lens, _ = encode_chunk(chunk, path, iupac)
+                if run.seq_len is not None:
+                    bad = np.flatnonzero(lens != run.seq_len)
+                    if bad.size:
+                        raise HelixError(f"sequence length {lens[bad[0]]} differs from the model's input length "
+                                         f"{run.seq_len}", path=path, record=f"line {chunk.lines[bad[0]]}")
+                    matrix = codes.reshape(-1, run.seq_len)
+                else:
+                    matrix = np.full((len(lens), int(lens.max())), alphabet.N_CODE, dtype=np.uint8)
+                    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                    for k, (s, length) in enumerate(zip(starts, lens)):
+                        matrix[k, :length] = codes[s : s + length]
+                out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average)
+                values = run.task.activate(out_raw).numpy()
+                ids = chunk.ids or [str(n + k) for k in range(len(matrix))]
+                writer.writerows([rid, *(f"{v:.6g}" for v in row)] for rid, row in zip(ids, values.tolist()))
+                n += len(matrix)
+                bar.update(len(matrix))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n

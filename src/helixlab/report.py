@@ -1,0 +1,122 @@
+"""Plots (learning curves; ROC and PR, or predicted vs measured) and the run's report.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helixlab.config import RunConfig
+from helixlab.metrics import pr_curve, roc_curve
+from helixlab.tasks import Task
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    if history and "valid_loss" in history[0]:
+        axes[0].plot(epochs, [r["valid_loss"] for r in history], "o-", label="valid")
+    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
+    axes[0].legend()
+    key = f"valid_{monitor}"
+    if history and key in history[0]:
+        axes[1].plot(epochs, [r[key] for r in history], "o-", color="C1")
+    axes[1].set(xlabel="epoch", ylabel=monitor, title=f"Validation {monitor}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc_pr(scores: np.ndarray, labels: np.ndarray, title: str, path: Path) -> None:
+    plt = _pyplot()
+    fpr, tpr = roc_curve(scores, labels)
+    recall, precision = pr_curve(scores, labels)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].plot(fpr, tpr)
+    axes[0].plot([0, 1], [0, 1], "--", color="grey")
+    axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({title})")
+    axes[1].plot(recall, precision)
+    axes[1].axhline(float(np.mean(labels > 0.5)), ls="--", color="grey")
+    axes[1].set(xlabel="recall", ylabel="precision", title=f"Precision-recall ({title})", ylim=(0, 1.02))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_scatter(pred: np.ndarray, truth: np.ndarray, title: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if len(pred) > 20000:
+        pick = np.random.default_rng(0).choice(len(pred), 20000, replace=False)
+        pred, truth = pred[pick], truth[pick]
+    ax.scatter(truth, pred, s=3, alpha=0.3)
+    lo, hi = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], "--", color="grey")
+    ax.set(xlabel="measured", ylabel="predicted", title=f"Predicted vs measured ({title})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    keys = list(next(iter(rows.values())).keys())
+    lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for split, metrics in rows.items():
+        lines.append(f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[str, Any],
+                 history: list[dict[str, Any]], accumulators: dict[str, Any], task: Task) -> Path:
+    """Write plots/*.png and report.md into the run directory; return the report path."""
+    import json
+
+    plots = rd / "plots"
+    plots.mkdir(exist_ok=True)
+    made: list[tuple[str, str]] = []
+    if history:
+        plot_learning_curves(history, results["monitor"], plots / "learning_curves.png")
+        made.append(("Learning curves", "plots/learning_curves.png"))
+    for split, acc in accumulators.items():
+        if task.kind == "binary":
+            scores, labels = acc.arrays()
+            plot_roc_pr(scores, labels, split, plots / f"roc_pr_{split}.png")
+            made.append((f"ROC and precision-recall, {split}", f"plots/roc_pr_{split}.png"))
+        elif task.kind == "regression":
+            pred, truth = acc.arrays()
+            plot_scatter(pred[:, 0], truth[:, 0], split, plots / f"pred_vs_measured_{split}.png")
+            made.append((f"Predicted vs measured, {split}", f"plots/pred_vs_measured_{split}.png"))
+    env = info.get("environment", {})
+    lines = [
+        f"# helixlab run: {rd.name}", "",
+        f"- model: `{cfg.model.name}` ({results['params']:,} parameters); task: {task.kind}; labels: {info['labels']}",
+        f"- epochs run: {results['epochs']} (best: {results['best_epoch']}, monitor: valid {results['monitor']})"
+        + (" — stopped early" if results["stopped_early"] else ""),
+        f"- training time: {results['train_seconds']:.1f} s, {results['train_seq_per_s']:.0f} sequences/s",
+        f"- machine: {env.get('processor')} x{env.get('cpus')} CPUs, GPU: {env.get('cuda') or 'none'}; "
+        f"torch {env.get('torch')}; commit {env.get('commit')}", "",
+        "## Metrics (best checkpoint)", "",
+        _table(results["splits"]) if results["splits"] else "_no validation or test data_", "",
+        "## Plots", "",
+    ]
+    for title, rel in made:
+        lines += [f"### {title}", "", f"![{title}]({rel})", ""]
+    lines += ["## Files", "", "- `config.json` resolved configuration; `run.json` data checksums and environment",
+              "- `metrics.jsonl` per-epoch metrics; `results.json` final metrics",
+              "- `checkpoints/best.safetensors` best weights; `checkpoints/last.safetensors` resumable state", "",
+              "## Configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", ""]
+    path = rd / "report.md"
+    path.write_text("\n".join(lines))
+    return path
