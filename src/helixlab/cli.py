@@ -111,10 +111,11 @@ def evaluate(
     run = load_run(run_dir, device=str(dev))
     with tempfile.TemporaryDirectory() as tmp:
         d = run.config.data
-        shard = open_data(str(data), Path(tmp) / "data", fmt=d.format if not data.is_dir() else "auto",
-                          seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac)
+        shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
+                          iupac=d.iupac)
         if shard.meta["labels"] != run.info["labels"]:
-            raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}", path=str(data))
+            raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}",
+                             path=str(data))
         run.task.check_labels(shard.meta, str(data))
         if run.seq_len is not None and shard.length != run.seq_len:
             raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))

@@ -11,7 +11,9 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch
 from helixlab.errors import HelixError
 from helixlab.models import build_model, count_params
 from helixlab.models.base import SequenceModel
+from helixlab.progress import progress_bar
 from helixlab.shards import Shard
 from helixlab.tasks import HIGHER_IS_BETTER, Task, make_task
 
@@ -76,14 +79,14 @@ def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_si
                    device: torch.device | str = "cpu", rc_average: bool = False, amp: bool = True,
                    progress: bool = False) -> tuple[dict[str, float], Any]:
     """Metrics of `model` on a labelled shard, and the metric accumulator (for plots)."""
-    from tqdm import tqdm
-
     device = torch.device(device)
     was_training = model.training
     model.eval()
     acc = task.metrics()
     loss_sum, n = 0.0, 0
-    for idx in tqdm(list(eval_batches(len(shard), batch_size)), desc="evaluate", leave=False, disable=not progress):
+    bar = progress_bar(progress, total=(len(shard) + batch_size - 1) // batch_size, desc="evaluate", leave=False)
+    for idx in eval_batches(len(shard), batch_size):
+        bar.update(1)
         x, y = load_batch(shard, idx)
         with autocast(device, amp):
             out = model_outputs(model, x.to(device), rc_average=rc_average)
@@ -91,6 +94,7 @@ def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_si
         loss_sum += float(task.loss(out, target)) * len(idx)
         n += len(idx)
         acc.update(task.activate(out).cpu().numpy(), y)
+    bar.close()
     model.train(was_training)
     return {"loss": loss_sum / max(n, 1), **acc.compute()}, acc
 
@@ -119,40 +123,27 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
                      label_cols=d.label_cols, iupac=d.iupac, progress=progress and rank == 0)
 
 
-def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
-        init_from: str | None = None) -> dict[str, Any]:
-    """Train per `cfg` into `run_dir` (or continue it with resume=True); return the final results."""
-    from tqdm import tqdm
+@dataclass
+class Setup:
+    """Everything the loop needs, built before the first step."""
 
-    rd = Path(run_dir)
-    rank, world = dist_info()
+    cfg: RunConfig
+    shards: dict[str, Shard | None]
+    task: Task
+    model: SequenceModel
+    optimizer: torch.optim.Optimizer
+    state: dict[str, Any]
+    info: dict[str, Any]
+
+
+def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: int, world: int,
+           device: torch.device) -> Setup:
+    """Open (preparing if needed) the data, check labels, build model and optimizer, load resume state."""
     t = cfg.train
-    device = resolve_device(t.device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
-    if t.threads:
-        torch.set_num_threads(t.threads)
-
-    if resume:
-        cfg = runs.read_config(rd)
-        t = cfg.train
-    elif rank == 0:
-        if rd.exists():
-            raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
-                             path=str(rd))
-        rd.mkdir(parents=True)
-        runs.write_json(rd / runs.CONFIG, cfg.to_dict())
-    if world > 1:
-        dist.barrier()
-
     # Rank 0 prepares raw files once; the others open what it wrote.
     shards: dict[str, Shard | None] = {}
-    for split in ("train", "valid", "test"):
-        if rank == 0:
-            shards[split] = _open_split(cfg, rd, split, rank, t.progress)
+    if rank == 0:
+        shards = {s: _open_split(cfg, rd, s, rank, t.progress) for s in ("train", "valid", "test")}
     if world > 1:
         dist.barrier()
         if rank != 0:
@@ -160,19 +151,15 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
     train = shards["train"]
     assert train is not None
     labels = list(train.meta["labels"])  # type: ignore[call-overload]
-    if not labels:
-        raise HelixError("training data has no label column", path=cfg.data.train)
     task = make_task(cfg.task, len(labels))
     for split, shard in shards.items():
         if shard is not None:
-            task.check_labels(shard.meta, getattr(cfg.data, split))
             if shard.meta["labels"] != labels:
                 raise HelixError(f"{split} labels {shard.meta['labels']} differ from train labels {labels}",
                                  path=getattr(cfg.data, split))
-    seq_len = train.length
-    for split, shard in shards.items():
-        if shard is not None and seq_len is not None and shard.length != seq_len:
-            seq_len = None
+            task.check_labels(shard.meta, getattr(cfg.data, split))
+    lengths = {sh.length for sh in shards.values() if sh is not None}
+    seq_len = lengths.pop() if len(lengths) == 1 else None
     monitor = t.monitor or task.default_monitor
 
     torch.manual_seed(t.seed)
@@ -185,12 +172,10 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
             "environment": runs.environment(), "world_size": world}
     if rank == 0 and not resume:
         runs.write_json(rd / runs.INFO, info)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
-    steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
-    total_steps = steps_per_epoch * t.epochs
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_n": 0, "best": None,
                              "best_epoch": None, "bad_epochs": 0, "done": False, "history": [],
                              "train_seconds": 0.0, "seqs_seen": 0}
@@ -202,23 +187,73 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
         torch.set_rng_state(rngs[rank])
     else:
         torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
+    return Setup(cfg, shards, task, model, optimizer, state, info)
+
+
+def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
+        init_from: str | None = None) -> dict[str, Any]:
+    """Train per `cfg` into `run_dir` (or continue it with resume=True); return the final results.
+
+    Under torchrun (WORLD_SIZE > 1) this is DDP training: gloo on the CPU, NCCL on GPUs.
+    """
+    rd = Path(run_dir)
+    rank, world = dist_info()
+    device = resolve_device(cfg.train.device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if resume:
+        cfg = runs.read_config(rd)
+    elif rank == 0:
+        if rd.exists():
+            raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
+                             path=str(rd))
+        rd.mkdir(parents=True)
+        runs.write_json(rd / runs.CONFIG, cfg.to_dict())
+    if world > 1:
+        dist.barrier()
+    try:
+        setup = _setup(cfg, rd, resume, init_from, rank, world, device)
+    except BaseException:
+        if not resume and rank == 0:
+            shutil.rmtree(rd, ignore_errors=True)  # nothing was trained: leave nothing behind
+        raise
+    _loop(setup, rd, rank, world, device)
+    results = finish(rd, setup, device) if rank == 0 else {}
+    if world > 1:
+        dist.barrier()
+    return results
+
+
+def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -> None:
+    """The training loop: epochs of steps, validation, early stopping, checkpoints."""
+    cfg, task, model, optimizer, state = setup.cfg, setup.task, setup.model, setup.optimizer, setup.state
+    t = cfg.train
+    train, valid = setup.shards["train"], setup.shards["valid"]
+    assert train is not None
+    monitor = setup.info["monitor"]
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
+    steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
+    total_steps = steps_per_epoch * t.epochs
 
     def save_last() -> None:
         rngs = _gather_rng(world)
         if rank == 0:
             ckpt.save_training_state(rd / runs.LAST, model, optimizer, rngs, state)
 
-    valid = shards["valid"]
     while not state["done"] and state["epoch"] < t.epochs:
         epoch = state["epoch"]
         net.train()
-        bar = tqdm(total=steps_per_epoch, initial=state["batch"], desc=f"epoch {epoch + 1}/{t.epochs}",
-                   disable=not (t.progress and rank == 0), mininterval=1.0, dynamic_ncols=True)
-        t0, seen0 = time.perf_counter(), 0
+        bar = progress_bar(t.progress and rank == 0, total=steps_per_epoch, initial=state["batch"],
+                           desc=f"epoch {epoch + 1}/{t.epochs}")
+        t0, seen = time.perf_counter(), 0
         for b, idx in train_batches(train, batch_size=t.batch_size, seed=t.seed, epoch=epoch, start=state["batch"],
                                     rank=rank, world=world):
             x, y = load_batch(train, idx)
@@ -237,21 +272,20 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
             state["loss_sum"] += float(loss.detach())
             state["loss_n"] += 1
             state["batch"], state["step"] = b + 1, state["step"] + 1
-            seen0 += len(idx) * world
+            seen += len(idx) * world
             bar.update(1)
-            if bar.n % 10 == 0 or b + 1 == steps_per_epoch:
+            if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{state['loss_sum'] / state['loss_n']:.4f}",
-                                seq_s=f"{seen0 / (time.perf_counter() - t0):.0f}")
+                                seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if t.checkpoint_every and state["step"] % t.checkpoint_every == 0 and b + 1 < steps_per_epoch:
                 state["train_seconds"] += time.perf_counter() - t0
-                state["seqs_seen"] += seen0
-                t0, seen0 = time.perf_counter(), 0
+                state["seqs_seen"] += seen
+                t0, seen = time.perf_counter(), 0
                 save_last()
         bar.close()
         state["train_seconds"] += time.perf_counter() - t0
-        state["seqs_seen"] += seen0
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"],
-                                  "lr": optimizer.param_groups[0]["lr"],
+        state["seqs_seen"] += seen
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
                                   "train_loss": state["loss_sum"] / max(state["loss_n"], 1),
                                   "train_seconds": round(state["train_seconds"], 2)}
         improved = True
@@ -260,27 +294,19 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
                                         rc_average=t.rc_average, amp=t.amp)
             record.update({f"valid_{k}": v for k, v in metrics.items()})
             improved = _is_better(metrics[monitor], state["best"], monitor)
+            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
             if improved:
-                state["best"], state["best_epoch"], state["bad_epochs"] = metrics[monitor], epoch + 1, 0
-            else:
-                state["bad_epochs"] += 1
-        else:
+                state["best"] = metrics[monitor]
+        if improved:
             state["best_epoch"] = epoch + 1
-        if improved and rank == 0:
-            ckpt.save_weights(model, rd / runs.BEST, {"epoch": epoch + 1, monitor: state["best"]})
+            if rank == 0:
+                ckpt.save_weights(model, rd / runs.BEST, {"epoch": epoch + 1, monitor: state["best"]})
         state["history"].append(record)
         state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0)
-        if t.patience and state["bad_epochs"] >= t.patience:
-            state["done"] = True
+        state["done"] = bool(t.patience and state["bad_epochs"] >= t.patience)
         save_last()
         if rank == 0:
             _write_history(rd, state["history"])
-    if rank == 0:
-        _write_history(rd, state["history"])
-    results = finish(rd, cfg, model, task, shards, state, info, device) if rank == 0 else {}
-    if world > 1:
-        dist.barrier()
-    return results
 
 
 def _write_history(rd: Path, history: list[dict[str, Any]]) -> None:
@@ -289,23 +315,23 @@ def _write_history(rd: Path, history: list[dict[str, Any]]) -> None:
     os.replace(tmp, rd / runs.METRICS)
 
 
-def finish(rd: Path, cfg: RunConfig, model: SequenceModel, task: Task, shards: dict[str, Shard | None],
-           state: dict[str, Any], info: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def finish(rd: Path, setup: Setup, device: torch.device) -> dict[str, Any]:
     """Reload the best weights, score valid and test, write results.json, plots and report.md."""
     from helixlab.report import write_report
 
+    cfg, model, task, state = setup.cfg, setup.model, setup.task, setup.state
     ckpt.load_weights(model, rd / (runs.BEST if (rd / runs.BEST).exists() else runs.LAST))
     t = cfg.train
     results: dict[str, Any] = {
         "model": cfg.model.name, "params": count_params(model), "epochs": state["epoch"],
-        "best_epoch": state["best_epoch"], "monitor": info["monitor"],
+        "best_epoch": state["best_epoch"], "monitor": setup.info["monitor"],
         "train_seconds": round(state["train_seconds"], 2),
         "train_seq_per_s": round(state["seqs_seen"] / max(state["train_seconds"], 1e-9), 1),
         "stopped_early": bool(state["done"] and state["epoch"] < t.epochs), "splits": {},
     }
     accumulators = {}
     for split in ("valid", "test"):
-        shard = shards.get(split)
+        shard = setup.shards.get(split)
         if shard is None:
             continue
         metrics, acc = evaluate_shard(model, shard, task, batch_size=t.eval_batch_size, device=device,
@@ -313,5 +339,5 @@ def finish(rd: Path, cfg: RunConfig, model: SequenceModel, task: Task, shards: d
         results["splits"][split] = metrics
         accumulators[split] = acc
     runs.write_json(rd / runs.RESULTS, results)
-    write_report(rd, cfg, info, results, state["history"], accumulators, task)
+    write_report(rd, cfg, setup.info, results, state["history"], accumulators, task)
     return results

@@ -194,6 +194,8 @@ def read_table(
                 elif fmt == "dream":
                     frame.columns = ["sequence", "expression"] + [f"col{i}" for i in range(2, frame.shape[1])]
                 n = len(frame)
+                if n == 0:
+                    continue
                 lines = np.arange(row0, row0 + n) + 1 + header_lines
                 row0 += n
                 seq_series = frame[scol]
@@ -215,7 +217,7 @@ def read_table(
                         labels[:, j] = values
                 ids = frame[icol].astype(str).tolist() if icol else None
                 yield Chunk(seqs=seq_series.tolist(), lines=lines, labels=labels, ids=ids)
-            if first:
+            if row0 == 0:
                 raise HelixError("table has a header but no records", path=path)
         except pd.errors.EmptyDataError:
             raise HelixError("file has no header and no records", path=path) from None

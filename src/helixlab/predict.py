@@ -12,6 +12,7 @@ import torch
 from helixlab import alphabet
 from helixlab.engine import autocast, model_outputs
 from helixlab.errors import HelixError
+from helixlab.progress import progress_bar
 from helixlab.io import read_records
 from helixlab.runs import LoadedRun
 from helixlab.shards import encode_chunk
@@ -54,8 +55,6 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
 
     Predictions are probabilities for classification and values for regression.
     """
-    from tqdm import tqdm
-
     out = Path(out_csv)
     if out.exists() and not overwrite:
         raise HelixError("output file already exists", path=str(out))
@@ -63,7 +62,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
     n = 0
     path = str(input_path)
     try:
-        with open(tmp, "w", newline="") as fh, tqdm(desc="predict", unit=" seqs") as bar:
+        with open(tmp, "w", newline="") as fh, progress_bar(desc="predict", unit=" seqs") as bar:
             writer = csv.writer(fh)
             writer.writerow(["id", *output_names(run)])
             for chunk in read_records(path):

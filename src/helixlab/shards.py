@@ -26,6 +26,7 @@ import numpy as np
 
 from helixlab import alphabet
 from helixlab.errors import HelixError
+from helixlab.progress import progress_bar
 from helixlab.io import Chunk, Format, read_records
 
 LengthMode = Literal["auto", "fixed", "variable"]
@@ -97,8 +98,6 @@ def prepare(
     progress: bool = True,
 ) -> Path:
     """Encode `inputs` into a prepared directory `out_dir` and return its path."""
-    from tqdm import tqdm
-
     out = Path(out_dir)
     if out.exists():
         if not overwrite:
@@ -112,7 +111,7 @@ def prepare(
     try:
         meta = _write(inputs, tmp, fmt=fmt, seq_col=seq_col, label_cols=label_cols, id_col=id_col,
                       length=length, iupac=iupac, keep_mask=keep_mask, require_labels=require_labels,
-                      unique_ids=unique_ids, bar=tqdm(unit=" seqs", disable=not progress, desc="prepare"))
+                      unique_ids=unique_ids, bar=progress_bar(progress, unit=" seqs", desc="prepare"))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if out.exists():
             shutil.rmtree(out)
