@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter clean
+.PHONY: install demo test bench-promoter promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+HELIXLAB_DATA ?= ../shared/data
+promoter-data: data/prom_300_all_train.csv
+
+# GUE prom_300_all train: reconstructed positives + one negative each (12 of 20 chunks random, as in GUE)
+data/prom_300_all_train.csv: $(STAMP)
+	mkdir -p data
+	$(VENV)/bin/helixlab negatives $(HELIXLAB_DATA)/promoter_gue_human/prom_300_all/train_positives_reconstructed.csv.gz \
+		-o $@ --mode random --include-positives --seed 0
 
 bench-promoter: $(STAMP)
 	$(PY) benchmarks/promoter.py

@@ -52,12 +52,14 @@ def negatives(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     chunks: Annotated[int, typer.Option(help="chunks per sequence")] = 20,
     shuffled: Annotated[int, typer.Option(help="chunks shuffled per sequence")] = 12,
+    mode: Annotated[str, typer.Option(help="shuffle: permute the chosen chunks; random: replace them by random "
+                                           "bases (what the GUE prom_300 negatives contain)")] = "shuffle",
     include_positives: Annotated[bool, typer.Option(help="also write the positives (label 1)")] = False,
 ) -> None:
-    """Make negatives from positives the GUE/DeePromoter way (shuffle 12 of 20 chunks, per sequence)."""
+    """Make negatives from positives the GUE/DeePromoter way (12 of 20 chunks shuffled or randomised)."""
     from helixlab.negatives import write_negatives
 
-    n_in, n_out = write_negatives(positives, out, seed=seed, n_chunks=chunks, n_shuffled=shuffled,
+    n_in, n_out = write_negatives(positives, out, seed=seed, n_chunks=chunks, n_shuffled=shuffled, mode=mode,
                                   include_positives=include_positives)
     typer.echo(f"read {n_in:,} positives, wrote {n_out:,} rows to {out}")
 

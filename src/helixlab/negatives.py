@@ -1,6 +1,14 @@
 """Negatives from positives the GUE / DeePromoter way: cut each sequence into 20 equal chunks
-(15 bp for 300 bp), choose 12 of them at random and shuffle those 12 among their places, keeping
-the other 8 where they were. A fresh choice per sequence; seeded."""
+(15 bp for 300 bp), choose 12 of them at random, keep the other 8 where they were. A fresh choice
+per sequence; seeded.
+
+Two ways to fill the 12 chosen places:
+  mode="shuffle"  the 12 chosen chunks are permuted among their places (composition kept);
+  mode="random"   the 12 chosen chunks are replaced by uniform random bases. This is what the
+                  GUE prom_300_* dev/test negatives contain: checked on 1,500 of them, the 8 kept
+                  chunks match an EPDnew positive in place and the 12 others are not chunks of that
+                  positive, with base frequencies 0.249/0.251/0.250/0.250 and CG at 1/16.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +23,12 @@ from helixlab.io import read_records
 from helixlab.shards import encode_chunk
 
 
-def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 20, n_shuffled: int = 12) -> np.ndarray:
-    """codes: (N, L) uint8 -> (N, L) with `n_shuffled` of `n_chunks` chunks permuted per row.
+MODES = ("shuffle", "random")
+
+
+def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 20, n_shuffled: int = 12,
+                  mode: str = "shuffle") -> np.ndarray:
+    """codes: (N, L) uint8 -> (N, L) with `n_shuffled` of `n_chunks` chunks permuted (or randomised) per row.
 
     L need not be a multiple of n_chunks: the last L % n_chunks bases stay in place.
     """
@@ -25,18 +37,22 @@ def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 2
     if size < 1 or not 2 <= n_shuffled <= n_chunks:
         raise ValueError(f"cannot cut length {length} into {n_chunks} chunks and shuffle {n_shuffled}")
     body = codes[:, : size * n_chunks].reshape(n, n_chunks, size)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     chosen = np.argsort(rng.random((n, n_chunks)), axis=1)[:, :n_shuffled]
-    order = np.argsort(rng.random((n, n_shuffled)), axis=1)
-    sources = np.take_along_axis(chosen, order, axis=1)
     rows = np.arange(n)[:, None]
     out = body.copy()
-    out[rows, chosen] = body[rows, sources]
+    if mode == "shuffle":
+        order = np.argsort(rng.random((n, n_shuffled)), axis=1)
+        out[rows, chosen] = body[rows, np.take_along_axis(chosen, order, axis=1)]
+    else:
+        out[rows, chosen] = rng.integers(0, 4, size=(n, n_shuffled, size), dtype=np.uint8)
     return np.concatenate([out.reshape(n, -1), codes[:, size * n_chunks :]], axis=1)
 
 
 def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLike[str], *, seed: int = 0,
-                    n_chunks: int = 20, n_shuffled: int = 12, include_positives: bool = False,
-                    overwrite: bool = False) -> tuple[int, int]:
+                    n_chunks: int = 20, n_shuffled: int = 12, mode: str = "shuffle",
+                    include_positives: bool = False, overwrite: bool = False) -> tuple[int, int]:
     """Write `sequence,label` rows (negatives label 0; with include_positives the positives too, label 1).
 
     Returns (positives read, rows written). The output appears only when complete.
@@ -62,7 +78,7 @@ def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLik
                                      record=f"line {chunk.lines[ragged[0]]}")
                 matrix = codes.reshape(-1, length)
                 try:
-                    shuffled = chunk_shuffle(matrix, rng, n_chunks, n_shuffled)
+                    shuffled = chunk_shuffle(matrix, rng, n_chunks, n_shuffled, mode)
                 except ValueError as exc:
                     raise HelixError(str(exc), path=str(positives)) from None
                 rows = []

@@ -1,0 +1,53 @@
+"""Shared plumbing for benchmark scripts: resumable result files, environment, markdown tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Add one finished run's record; the file is rewritten atomically so a kill never corrupts it."""
+    records = load_records(path)
+    records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summary_table(records: list[dict[str, Any]], group: Sequence[str], columns: Sequence[str],
+                  fmt: dict[str, Callable[[list[float]], str]] | None = None) -> str:
+    """Markdown table: one row per group (e.g. dataset, model), mean ± sd over seeds per column."""
+    fmt = fmt or {}
+    keys: list[tuple[Any, ...]] = []
+    for r in records:
+        k = tuple(r[g] for g in group)
+        if k not in keys:
+            keys.append(k)
+    lines = ["| " + " | ".join([*group, "seeds", *columns]) + " |", "|" + "---|" * (len(group) + 1 + len(columns))]
+    for k in keys:
+        rows = [r for r in records if tuple(r[g] for g in group) == k]
+        cells = [fmt.get(c, mean_sd)([r.get(c) for r in rows]) for c in columns]  # type: ignore[misc]
+        lines.append("| " + " | ".join([*map(str, k), str(len(rows)), *cells]) + " |")
+    return "\n".join(lines)

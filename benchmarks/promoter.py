@@ -1,0 +1,132 @@
+"""S1 promoter benchmark: every recipe x data set x seed; resumable; results to benchmarks/results/promoter.*
+
+Protocol (see README): prom_300_all: train = reconstructed train positives + negatives made with
+`helixlab negatives --mode random --seed 0` (12 of 20 chunks replaced by random bases, which is what
+the GUE dev/test negatives contain), valid = official dev, test = official test. prom_core_all and
+prom_300_tata: the official train/dev/test. The best checkpoint (valid AUROC) is scored on test.
+
+    .venv/bin/python benchmarks/promoter.py                     # everything, 3 seeds
+    .venv/bin/python benchmarks/promoter.py --datasets prom_300_all --models cnn_gru --seeds 0
+
+A finished (dataset, model, seed) is skipped on restart; an interrupted one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import RESULTS, append_record, load_records, summary_table  # noqa: E402
+
+from helixlab.config import data_root, load_config  # noqa: E402
+from helixlab.engine import fit  # noqa: E402
+from helixlab.runs import environment  # noqa: E402
+
+RECIPES = {
+    "cnn": "configs/s1_cnn.toml",
+    "gru": "configs/s1_gru.toml",
+    "cnn_gru": "configs/s1_cnn_gru.toml",
+    "window_gru": "configs/s1_window_gru.toml",
+    "kmer_linear": "configs/promoter_kmer_linear.toml",
+    "best": "configs/promoter_best.toml",
+}
+DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
+WORK = ROOT / "benchmarks" / "work"
+OUT_JSON = RESULTS / "promoter.json"
+OUT_MD = RESULTS / "promoter.md"
+COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "params", "epochs", "train_seconds",
+           "train_seq_per_s")
+
+
+def data_paths(dataset: str) -> dict[str, str]:
+    gue = data_root() / "promoter_gue_human" / dataset
+    if dataset == "prom_300_all":
+        train = WORK / "data" / "prom_300_all_train.csv"
+        if not train.exists():
+            from helixlab.negatives import write_negatives
+
+            train.parent.mkdir(parents=True, exist_ok=True)
+            write_negatives(gue / "train_positives_reconstructed.csv.gz", train, seed=0, mode="random",
+                            include_positives=True)
+        return {"train": str(train), "valid": str(gue / "dev.csv.gz"), "test": str(gue / "test.csv.gz")}
+    return {split: str(gue / f"{name}.csv.gz") for split, name in
+            (("train", "train"), ("valid", "dev"), ("test", "test"))}
+
+
+def prepared(dataset: str) -> dict[str, str]:
+    """Prepare each split once and share it between runs."""
+    from helixlab.shards import prepare
+
+    out = {}
+    for split, path in data_paths(dataset).items():
+        d = WORK / "prepared" / dataset / split
+        if not (d / "meta.json").exists():
+            prepare([path], d, overwrite=True, unique_ids=False, progress=False)
+        out[split] = str(d)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--models", nargs="+", default=list(RECIPES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--set", nargs="*", default=[], dest="overrides", help="extra key=value overrides")
+    args = ap.parse_args()
+    env = environment()
+    for dataset in args.datasets:
+        paths = prepared(dataset)
+        for model in args.models:
+            for seed in args.seeds:
+                done = {(r["dataset"], r["model"], r["seed"]) for r in load_records(OUT_JSON)}
+                if (dataset, model, seed) in done:
+                    continue
+                run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
+                resume = (run_dir / "config.json").exists()
+                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths.items()]
+                overrides += [f"train.seed={seed}", "train.progress=false", *args.overrides]
+                cfg = load_config(ROOT / RECIPES[model], overrides)
+                print(f"== {dataset} {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
+                res = fit(cfg, run_dir, resume=resume)
+                test = res["splits"]["test"]
+                record = {"dataset": dataset, "model": model, "recipe": RECIPES[model], "arch": res["model"],
+                          "seed": seed, "params": res["params"], "epochs": res["epochs"],
+                          "best_epoch": res["best_epoch"], "train_seconds": res["train_seconds"],
+                          "train_seq_per_s": res["train_seq_per_s"],
+                          **{k: test[k] for k in ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "auprc")},
+                          "valid_accuracy": res["splits"]["valid"]["accuracy"],
+                          "commit": env["commit"], "torch": env["torch"], "machine": env["processor"],
+                          "cpus": env["cpus"], "threads": env["torch_threads"], "command": env["command"]}
+                append_record(OUT_JSON, record)
+                print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
+    write_summary()
+
+
+def write_summary() -> None:
+    records = load_records(OUT_JSON)
+    if not records:
+        return
+    env = records[-1]
+    table = summary_table(records, ("dataset", "model"), COLUMNS)
+    text = "\n".join([
+        "# S1 promoter benchmark", "",
+        "Test-set metrics of the best-validation checkpoint, mean ± sd over seeds. "
+        "prom_300_all train = reconstructed positives + `helixlab negatives --mode random --seed 0`; "
+        "dev/test official. Generated by `benchmarks/promoter.py`.", "",
+        f"Machine: {env['machine']}, {env['cpus']} CPUs ({env['threads']} torch threads), no GPU; "
+        f"torch {env['torch']}; commit {env['commit']}.", "",
+        table, "",
+        "Published numbers to beat (prom_300_all test): S1 CNN+GRU accuracy 0.876; DNABERT-2 accuracy 0.935 / "
+        "MCC 0.870; NT-v2-500M 0.974 / 0.948. prom_core_all MCC: DNABERT 0.709, best re-benchmark 0.740.", "",
+    ])
+    OUT_MD.write_text(text)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from helixlab.cli import main
+from helixlab.negatives import chunk_shuffle
+from tests.conftest import motif_rows, write_csv
+
+
+def _chunks(row: np.ndarray) -> list[bytes]:
+    return [row[i * 15 : (i + 1) * 15].tobytes() for i in range(20)]
+
+
+def test_shuffle_keeps_eight_chunks_in_place_and_permutes_the_rest():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, size=(50, 300), dtype=np.uint8)
+    y = chunk_shuffle(x, np.random.default_rng(1))
+    chosen_sets = set()
+    for a, b in zip(x, y):
+        ca, cb = _chunks(a), _chunks(b)
+        assert sorted(ca) == sorted(cb)  # same chunks, permuted
+        assert sum(p == q for p, q in zip(ca, cb)) >= 8
+        chosen_sets.add(tuple(p == q for p, q in zip(ca, cb)))
+    assert len(chosen_sets) > 40  # a fresh choice per sequence
+
+
+def test_random_mode_replaces_twelve_chunks_with_random_bases():
+    x = np.zeros((200, 300), dtype=np.uint8)  # all A: replaced chunks stand out
+    y = chunk_shuffle(x, np.random.default_rng(1), mode="random")
+    changed = (y.reshape(200, 20, 15) != 0).any(2).sum(1)
+    assert (changed <= 12).all() and changed.mean() > 11.9
+    freqs = np.bincount(y[y.reshape(200, 20, 15).any(2).repeat(15, 1)].ravel(), minlength=4) / (changed.sum() * 15)
+    assert freqs[:4] == pytest.approx([0.25] * 4, abs=0.01)
+
+
+def test_same_seed_same_negatives_and_tail_kept():
+    x = np.random.default_rng(0).integers(0, 4, size=(5, 70), dtype=np.uint8)
+    a = chunk_shuffle(x, np.random.default_rng(3))
+    b = chunk_shuffle(x, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    assert np.array_equal(a[:, 60:], x[:, 60:])  # 70 = 20 * 3 + 10: the 10-base tail stays
+
+
+def test_negatives_cli_writes_balanced_csv(tmp_path, capsys):
+    pos = write_csv(tmp_path / "pos.csv", [(s, 1) for s, _ in motif_rows(30, 300, 0)])
+    out = tmp_path / "train.csv"
+    assert main(["negatives", str(pos), "-o", str(out), "--include-positives", "--seed", "4"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sequence,label" and len(lines) == 61
+    assert sum(line.endswith(",0") for line in lines) == 30
