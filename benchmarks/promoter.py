@@ -72,23 +72,28 @@ def prepared(dataset: str) -> dict[str, str]:
 
 
 def main() -> None:
+    global WORK, OUT_JSON, OUT_MD
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--models", nargs="+", default=list(RECIPES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--set", nargs="*", default=[], dest="overrides", help="extra key=value overrides")
+    ap.add_argument("--results", type=Path, default=OUT_JSON, help="results file (the .md is written beside it)")
+    ap.add_argument("--work", type=Path, default=WORK, help="directory for prepared data and runs")
     args = ap.parse_args()
+    WORK, OUT_JSON, OUT_MD = args.work, args.results, args.results.with_suffix(".md")
     env = environment()
-    for dataset in args.datasets:
-        paths = prepared(dataset)
-        for model in args.models:
-            for seed in args.seeds:
+    paths = {d: prepared(d) for d in args.datasets}
+    # seed-major order: an early stop of the benchmark still leaves every recipe measured
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for model in args.models:
                 done = {(r["dataset"], r["model"], r["seed"]) for r in load_records(OUT_JSON)}
                 if (dataset, model, seed) in done:
                     continue
                 run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
                 resume = (run_dir / "config.json").exists()
-                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths.items()]
+                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset].items()]
                 overrides += [f"train.seed={seed}", "train.progress=false", *args.overrides]
                 cfg = load_config(ROOT / RECIPES[model], overrides)
                 print(f"== {dataset} {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
@@ -104,6 +109,7 @@ def main() -> None:
                           "cpus": env["cpus"], "threads": env["torch_threads"], "command": env["command"]}
                 append_record(OUT_JSON, record)
                 print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
+                write_summary()
     write_summary()
 
 

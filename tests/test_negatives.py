@@ -47,3 +47,25 @@ def test_negatives_cli_writes_balanced_csv(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "sequence,label" and len(lines) == 61
     assert sum(line.endswith(",0") for line in lines) == 30
+
+
+def test_motif_hits_respects_iupac_and_offsets():
+    from helixlab import alphabet
+    from helixlab.negatives import motif_hits
+
+    w = np.stack([alphabet.encode("CCTATAAACC"), alphabet.encode("CCCTATTAAC"), alphabet.encode("TATAAACCCC")])
+    assert motif_hits(w, "TATAWA", 2, 3).tolist() == [True, False, False]
+    assert motif_hits(w, "TATWWA", 3, 3).tolist() == [False, True, False]
+
+
+def test_background_samples_genome_windows_with_motif(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    genome = tmp_path / "g.fa"
+    seq = "".join("ACGT"[i] for i in rng.integers(0, 4, 200_000))
+    genome.write_text(">chr\n" + "N" * 500 + seq + "\n")
+    out = tmp_path / "bg.csv"
+    assert main(["background", str(genome), "-o", str(out), "--count", "40", "--length", "50", "--motif", "TATA",
+                 "--motif-at", "10-12", "--motif-fraction", "0.5"]) == 0
+    rows = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert len(rows) == 40 and all(len(r) == 50 and "N" not in r and r in seq for r in rows)
+    assert sum(any(r[i : i + 4] == "TATA" for i in (10, 11, 12)) for r in rows) >= 20

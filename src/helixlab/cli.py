@@ -65,6 +65,29 @@ def negatives(
 
 
 @app.command()
+def background(
+    genome: Annotated[Path, typer.Argument(help="genome FASTA(.gz)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output CSV (sequence,label=0)")],
+    count: Annotated[int, typer.Option(help="number of windows")] = 1000,
+    length: Annotated[int, typer.Option(help="window length")] = 300,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    motif: Annotated[Optional[str], typer.Option(help="IUPAC motif some windows must carry, e.g. TATAWAWR")] = None,
+    motif_at: Annotated[str, typer.Option(help="first-last start offset of the motif")] = "214-222",
+    motif_fraction: Annotated[float, typer.Option(help="fraction of windows that carry the motif")] = 0.5,
+) -> None:
+    """Sample random genome windows (no N) as negatives, optionally with a motif at a fixed place."""
+    from helixlab.negatives import genome_background
+
+    try:
+        first, last = (int(v) for v in motif_at.split("-"))
+    except ValueError:
+        raise HelixError(f"--motif-at expects FIRST-LAST, got {motif_at!r}") from None
+    n = genome_background(genome, out, count=count, length=length, seed=seed, motif=motif,
+                          motif_range=(first, last), motif_fraction=motif_fraction)
+    typer.echo(f"wrote {n:,} genome windows to {out}")
+
+
+@app.command()
 def train(
     config: Annotated[Optional[Path], typer.Argument(help="TOML recipe (not needed with --resume)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-4")] = None,

@@ -37,11 +37,12 @@ def expand_path(value: str) -> str:
 
 @dataclass
 class DataConfig:
-    """Paths are files (FASTA/CSV/TSV/DREAM, prepared on first use) or `helixlab prepare` directories."""
+    """Each split is a file (FASTA/CSV/TSV/DREAM, prepared on first use), a list of files (prepared
+    together) or a `helixlab prepare` directory."""
 
-    train: str = ""
-    valid: str | None = None
-    test: str | None = None
+    train: str | list[str] = ""
+    valid: str | list[str] | None = None
+    test: str | list[str] | None = None
     format: str = "auto"
     seq_col: str | None = None
     label_cols: list[str] | None = None

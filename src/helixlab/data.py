@@ -18,19 +18,21 @@ from helixlab.errors import HelixError
 from helixlab.shards import Shard, prepare
 
 
-def open_data(path: str, cache_dir: Path | None, *, fmt: str = "auto", seq_col: str | None = None,
+def open_data(paths: str | list[str], cache_dir: Path | None, *, fmt: str = "auto", seq_col: str | None = None,
               label_cols: list[str] | None = None, iupac: str = "error", require_labels: bool = True,
               progress: bool = True) -> Shard:
-    """A prepared directory as is, or a sequence file prepared once into `cache_dir`."""
-    p = Path(path)
-    if p.is_dir():
-        return Shard.open(p)
-    if not p.exists():
-        raise HelixError("data file not found", path=path)
+    """A prepared directory as is, or sequence files (one or a list) prepared once into `cache_dir`."""
+    files = [paths] if isinstance(paths, str) else list(paths)
+    if len(files) == 1 and Path(files[0]).is_dir():
+        return Shard.open(files[0])
+    for f in files:
+        if not Path(f).is_file():
+            raise HelixError("data file not found" + (" (a prepared directory must be given alone)"
+                                                      if Path(f).is_dir() else ""), path=f)
     if cache_dir is None:
-        raise HelixError("a raw data file needs a directory to prepare into", path=path)
+        raise HelixError("raw data files need a directory to prepare into", path=files[0])
     if not (cache_dir / "meta.json").exists():
-        prepare([p], cache_dir, fmt=fmt, seq_col=seq_col, label_cols=label_cols, iupac=iupac,  # type: ignore[arg-type]
+        prepare(files, cache_dir, fmt=fmt, seq_col=seq_col, label_cols=label_cols, iupac=iupac,  # type: ignore[arg-type]
                 require_labels=require_labels, unique_ids=False, overwrite=cache_dir.exists(), progress=progress)
     return Shard.open(cache_dir)
 

@@ -114,12 +114,19 @@ def _gather_rng(world: int) -> list[torch.Tensor]:
     return out
 
 
+def _source(cfg: RunConfig, split: str) -> str:
+    """The configured path(s) of a split, for messages."""
+    value = getattr(cfg.data, split)
+    return value if isinstance(value, str) else ", ".join(value)
+
+
 def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | None:
     path = getattr(cfg.data, split)
     if not path:
         return None
     d = cfg.data
-    return open_data(expand_path(path), run_dir / "data" / split, fmt=d.format, seq_col=d.seq_col,
+    files = [expand_path(p) for p in ([path] if isinstance(path, str) else path)]
+    return open_data(files, run_dir / "data" / split, fmt=d.format, seq_col=d.seq_col,
                      label_cols=d.label_cols, iupac=d.iupac, progress=progress and rank == 0)
 
 
@@ -156,8 +163,8 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: 
         if shard is not None:
             if shard.meta["labels"] != labels:
                 raise HelixError(f"{split} labels {shard.meta['labels']} differ from train labels {labels}",
-                                 path=getattr(cfg.data, split))
-            task.check_labels(shard.meta, getattr(cfg.data, split))
+                                 path=_source(cfg, split))
+            task.check_labels(shard.meta, _source(cfg, split))
     lengths = {sh.length for sh in shards.values() if sh is not None}
     seq_len = lengths.pop() if len(lengths) == 1 else None
     monitor = t.monitor or task.default_monitor

@@ -94,3 +94,72 @@ def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLik
         tmp.unlink(missing_ok=True)
         raise
     return n_in, n_out
+
+
+IUPAC_SETS = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT",
+              "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT"}
+
+
+def motif_hits(windows: np.ndarray, motif: str, first: int, last: int) -> np.ndarray:
+    """(N,) True where an IUPAC `motif` starts at some offset in [first, last] of the (N, L) windows."""
+    allowed = np.zeros((len(motif), 5), dtype=bool)
+    for i, ch in enumerate(motif.upper()):
+        if ch not in IUPAC_SETS:
+            raise HelixError(f"motif {motif!r} has a character that is not an IUPAC code: {ch!r}")
+        allowed[i, [alphabet.BASES.index(b) for b in IUPAC_SETS[ch]]] = True
+    hit = np.zeros(len(windows), dtype=bool)
+    for start in range(first, last + 1):
+        ok = np.ones(len(windows), dtype=bool)
+        for i in range(len(motif)):
+            ok &= allowed[i, windows[:, start + i]]
+        hit |= ok
+    return hit
+
+
+def genome_background(genome: str | os.PathLike[str], out_csv: str | os.PathLike[str], *, count: int,
+                      length: int = 300, seed: int = 0, motif: str | None = None,
+                      motif_range: tuple[int, int] = (214, 222), motif_fraction: float = 0.5,
+                      overwrite: bool = False) -> int:
+    """Write `count` random genome windows without N as `sequence,label` rows with label 0.
+
+    With `motif`, a `motif_fraction` of them must carry it (IUPAC) starting within `motif_range`:
+    non-promoter sequence that looks like a promoter at one place, as the GUE TATA negatives do.
+    """
+    out = Path(out_csv)
+    if out.exists() and not overwrite:
+        raise HelixError("output file already exists", path=str(out))
+    parts = [encode_chunk(chunk, str(genome))[0] for chunk in read_records(genome, "fasta")]
+    seq = np.concatenate(parts)
+    if len(seq) < length * 10:
+        raise HelixError(f"genome has {len(seq)} bases, too few for {length} bp windows", path=str(genome))
+    rng = np.random.default_rng(seed)
+    n_motif = int(round(count * motif_fraction)) if motif else 0
+    picked: list[np.ndarray] = []
+    need = {"motif": n_motif, "plain": count - n_motif}
+    for _ in range(1000):
+        if need["motif"] <= 0 and need["plain"] <= 0:
+            break
+        starts = rng.integers(0, len(seq) - length, size=200_000)
+        windows = seq[starts[:, None] + np.arange(length)]
+        windows = windows[~(windows == alphabet.N_CODE).any(1)]
+        if motif and need["motif"] > 0:
+            hits = motif_hits(windows, motif, *motif_range)
+            picked.append(windows[hits][: need["motif"]])
+            need["motif"] -= len(picked[-1])
+            windows = windows[~hits]
+        if need["plain"] > 0:
+            picked.append(windows[: need["plain"]])
+            need["plain"] -= len(picked[-1])
+    if need["motif"] > 0 or need["plain"] > 0:
+        raise HelixError(f"could not find {count} windows (motif {motif!r} too rare?)", path=str(genome))
+    rows = np.concatenate(picked)
+    rows = rows[rng.permutation(len(rows))]
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write("sequence,label\n" + "".join(alphabet.decode(r) + ",0\n" for r in rows))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)

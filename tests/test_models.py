@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from helixlab.errors import HelixError
+from helixlab.models import REGISTRY, build_model, count_params
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("length", [70, 300])
+def test_every_model_maps_uint8_to_outputs(name, length):
+    torch.manual_seed(0)
+    model = build_model(name, {}, length, 3)
+    x = torch.randint(0, 5, (4, length), dtype=torch.uint8)
+    model.eval()
+    out = model(x)
+    assert out.shape == (4, 3) and out.dtype == torch.float32
+    # batch-size invariance in eval mode
+    assert torch.allclose(model(x[:2]), out[:2], atol=1e-5)
+    assert model.features(x).shape == (4, model.feature_dim)
+
+
+def test_cnn_lstm_has_the_published_s4_shape():
+    model = build_model("cnn_lstm", {}, 80, 1)
+    conv = model.convs.blocks[0][0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size[0]) == (4, 1000, 30)
+    assert model.rnn.hidden_size == 320 and model.rnn.bidirectional
+    linears = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [64, 64, 1]
+    # conv 4*1000*30+1000, BiLSTM 2*4*(320*(1000+320)+2*320), dense 640*64+64 + 64*64+64 + 64+1
+    expected = 121000 + 2 * 4 * (320 * 1320 + 640) + (640 * 64 + 64) + (64 * 64 + 64) + 65
+    assert count_params(model) == expected
+
+
+def test_cnn_gru_has_two_convs_and_five_linear_layers():
+    model = build_model("cnn_gru", {}, 300, 1)
+    assert len(model.convs.blocks) == 2
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.head) == 5
+
+
+def test_kmer_linear_counts_kmers():
+    model = build_model("kmer_linear", {"ks": [1], "log_counts": False}, 8, 1)
+    model.eval()
+    x = torch.tensor([[0, 0, 1, 2, 3, 3, 3, 4]], dtype=torch.uint8)
+    model.norm = torch.nn.Identity()
+    assert model.features(x).tolist() == [[2 / 8, 1 / 8, 1 / 8, 3 / 8]]
+
+
+def test_flatten_and_mlp_need_fixed_length():
+    with pytest.raises(HelixError, match="fixed-length"):
+        build_model("mlp", {}, None, 1)
+    with pytest.raises(HelixError, match="fixed-length"):
+        build_model("cnn", {"pooling": "flatten"}, None, 1)
