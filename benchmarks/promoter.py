@@ -114,11 +114,14 @@ def main() -> None:
 
 
 def write_summary() -> None:
+    """Rewrite promoter.md from promoter.json (safe to run at any time)."""
     records = load_records(OUT_JSON)
     if not records:
         return
     env = records[-1]
-    table = summary_table(records, ("dataset", "model"), COLUMNS)
+    table = summary_table(records, ("dataset", "model"), COLUMNS, fmt={
+        "params": lambda v: f"{int(v[0]):,}", "epochs": lambda v: f"{sum(v) / len(v):.1f}",
+        "train_seconds": lambda v: f"{sum(v) / len(v):.0f}", "train_seq_per_s": lambda v: f"{sum(v) / len(v):.0f}"})
     text = "\n".join([
         "# S1 promoter benchmark", "",
         "Test-set metrics of the best-validation checkpoint, mean ± sd over seeds. "
@@ -135,4 +138,7 @@ def write_summary() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--summary"]:
+        write_summary()
+    else:
+        main()
