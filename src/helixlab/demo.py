@@ -80,7 +80,7 @@ def run_demo(out: Path, *, epochs: int = 6, seed: int = 0) -> tuple[dict[str, An
 
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for name, n_pos, split_seed in (("train", 3000, 1), ("valid", 500, 2), ("test", 500, 3)):
+    for name, n_pos, split_seed in (("train", 2500, 1), ("valid", 500, 2), ("test", 500, 3)):
         if not (data / f"{name}.csv").exists():
             write_split(data / f"{name}.csv", n_pos, seed * 100 + split_seed)
     k = 1
