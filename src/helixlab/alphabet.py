@@ -74,6 +74,15 @@ def decode(codes: np.ndarray | torch.Tensor) -> str:
     return _DECODE[np.asarray(codes, dtype=np.uint8)].tobytes().decode()
 
 
+def pad_batch(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int | None = None) -> np.ndarray:
+    """Records of a flat code array (flat[start:start+length]) as (n, width) uint8, right-padded with N."""
+    width = int(width if width is not None else lengths.max())
+    out = np.full((len(starts), width), N_CODE, dtype=np.uint8)
+    for k, (s, n) in enumerate(zip(starts.tolist(), np.minimum(lengths, width).tolist())):
+        out[k, :n] = flat[s : s + n]
+    return out
+
+
 def reverse_complement(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Reverse complement of codes along the last axis: x (..., L) uint8."""
     if isinstance(x, torch.Tensor):

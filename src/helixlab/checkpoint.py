@@ -13,15 +13,16 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from helixlab.errors import HelixError
+from helixlab.io import atomic_path
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp),
+                  metadata=metadata)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
 
 
 def save_weights(model: torch.nn.Module, path: Path, info: dict[str, Any] | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from helixlab import alphabet
+from helixlab.io import atomic_path
 from helixlab.negatives import chunk_shuffle
 
 LENGTH = 300
@@ -68,9 +69,8 @@ def write_split(path: Path, n_pos: int, seed: int) -> None:
     labels = np.r_[np.ones(n_pos, dtype=int), np.zeros(n_pos, dtype=int)]
     order = np.random.default_rng(seed + 2).permutation(len(seqs))
     rows = [f"{alphabet.decode(seqs[i])},{labels[i]}\n" for i in order]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("sequence,label\n" + "".join(rows))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("sequence,label\n" + "".join(rows))
 
 
 def run_demo(out: Path, *, epochs: int = 6, seed: int = 0) -> tuple[dict[str, Any], Path]:

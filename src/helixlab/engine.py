@@ -25,6 +25,7 @@ from helixlab import runs
 from helixlab.config import RunConfig, expand_path
 from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch, open_data, rc_augment, train_batches
 from helixlab.errors import HelixError
+from helixlab.io import atomic_path
 from helixlab.models import build_model, count_params
 from helixlab.models.base import SequenceModel
 from helixlab.progress import progress_bar
@@ -317,9 +318,8 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
 
 
 def _write_history(rd: Path, history: list[dict[str, Any]]) -> None:
-    tmp = rd / (runs.METRICS + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, rd / runs.METRICS)
+    with atomic_path(rd / runs.METRICS) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
 
 
 def finish(rd: Path, setup: Setup, device: torch.device) -> dict[str, Any]:

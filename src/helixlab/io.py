@@ -11,6 +11,7 @@ import io
 import os
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -57,6 +58,24 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
         return "tsv"
     raise HelixError("cannot tell the format from the name; expected .fa/.fasta/.fna, .csv, .tsv or .txt "
                      "(optionally .gz), or pass the format explicitly", path=str(path))
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it becomes `path` only when the block completes.
+
+    On any error (or kill) the temporary file is removed or left hidden, and `path` is untouched.
+    With overwrite=False an existing `path` is an error before anything is written.
+    """
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise HelixError("output file already exists; choose another name or remove it", path=str(out))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def open_text(path: str | os.PathLike[str]) -> IO[str]:

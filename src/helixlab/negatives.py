@@ -19,7 +19,7 @@ import numpy as np
 
 from helixlab import alphabet
 from helixlab.errors import HelixError
-from helixlab.io import read_records
+from helixlab.io import atomic_path, read_records
 from helixlab.shards import encode_chunk
 
 
@@ -57,14 +57,10 @@ def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLik
 
     Returns (positives read, rows written). The output appears only when complete.
     """
-    out = Path(out_csv)
-    if out.exists() and not overwrite:
-        raise HelixError("output file already exists", path=str(out))
     rng = np.random.default_rng(seed)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     n_in = n_out = 0
     length: int | None = None
-    try:
+    with atomic_path(out_csv, overwrite=overwrite) as tmp:
         with open(tmp, "w") as fh:
             fh.write("sequence,label\n")
             for chunk in read_records(positives):
@@ -89,10 +85,6 @@ def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLik
                 fh.write("".join(rows))
                 n_in += len(matrix)
                 n_out += len(rows)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return n_in, n_out
 
 
@@ -125,9 +117,8 @@ def genome_background(genome: str | os.PathLike[str], out_csv: str | os.PathLike
     With `motif`, a `motif_fraction` of them must carry it (IUPAC) starting within `motif_range`:
     non-promoter sequence that looks like a promoter at one place, as the GUE TATA negatives do.
     """
-    out = Path(out_csv)
-    if out.exists() and not overwrite:
-        raise HelixError("output file already exists", path=str(out))
+    if Path(out_csv).exists() and not overwrite:
+        raise HelixError("output file already exists; choose another name or remove it", path=str(out_csv))
     parts = [encode_chunk(chunk, str(genome))[0] for chunk in read_records(genome, "fasta")]
     seq = np.concatenate(parts)
     if len(seq) < length * 10:
@@ -154,12 +145,6 @@ def genome_background(genome: str | os.PathLike[str], out_csv: str | os.PathLike
         raise HelixError(f"could not find {count} windows (motif {motif!r} too rare?)", path=str(genome))
     rows = np.concatenate(picked)
     rows = rows[rng.permutation(len(rows))]
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write("sequence,label\n" + "".join(alphabet.decode(r) + ",0\n" for r in rows))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out_csv, overwrite=overwrite) as tmp:
+        tmp.write_text("sequence,label\n" + "".join(alphabet.decode(r) + ",0\n" for r in rows))
     return len(rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from helixlab import alphabet
 from helixlab.engine import autocast, model_outputs
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
-from helixlab.io import read_records
+from helixlab.io import atomic_path, read_records
 from helixlab.runs import LoadedRun
 from helixlab.shards import encode_chunk
 
@@ -55,13 +54,9 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
 
     Predictions are probabilities for classification and values for regression.
     """
-    out = Path(out_csv)
-    if out.exists() and not overwrite:
-        raise HelixError("output file already exists", path=str(out))
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     n = 0
     path = str(input_path)
-    try:
+    with atomic_path(out_csv, overwrite=overwrite) as tmp:
         with open(tmp, "w", newline="") as fh, progress_bar(desc="predict", unit=" seqs") as bar:
             writer = csv.writer(fh)
             writer.writerow(["id", *output_names(run)])
@@ -74,18 +69,11 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
                                          f"{run.seq_len}", path=path, record=f"line {chunk.lines[bad[0]]}")
                     matrix = codes.reshape(-1, run.seq_len)
                 else:
-                    matrix = np.full((len(lens), int(lens.max())), alphabet.N_CODE, dtype=np.uint8)
-                    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-                    for k, (s, length) in enumerate(zip(starts, lens)):
-                        matrix[k, :length] = codes[s : s + length]
+                    matrix = alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
                 out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average)
                 values = run.task.activate(out_raw).numpy()
                 ids = chunk.ids or [str(n + k) for k in range(len(matrix))]
                 writer.writerows([rid, *(f"{v:.6g}" for v in row)] for rid, row in zip(ids, values.tolist()))
                 n += len(matrix)
                 bar.update(len(matrix))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return n

@@ -22,6 +22,7 @@ import torch
 
 from helixlab.config import RunConfig, config_from_dict
 from helixlab.errors import HelixError
+from helixlab.io import atomic_path
 from helixlab.models import build_model
 from helixlab.models.base import SequenceModel
 from helixlab.tasks import Task, TaskConfig, make_task
@@ -36,9 +37,8 @@ BEST = Path("checkpoints/best.safetensors")
 
 def write_json(path: Path, value: Any) -> None:
     """Write JSON under a temporary name, then rename (never a half-written file)."""
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def git_commit() -> str | None:

@@ -281,13 +281,8 @@ class Shard:
         """Sequences `idx` as (n, L) uint8; variable lengths are right-padded with N."""
         if self.offsets is None:
             return np.asarray(self.seqs[idx])
-        starts, ends = self.offsets[idx], self.offsets[idx + 1]
-        width = pad_to or int((ends - starts).max())
-        out = np.full((len(idx), width), alphabet.N_CODE, dtype=np.uint8)
-        for k, (s, e) in enumerate(zip(starts, ends)):
-            n = min(e - s, width)
-            out[k, :n] = self.seqs[s : s + n]
-        return out
+        starts = self.offsets[idx]
+        return alphabet.pad_batch(self.seqs, starts, self.offsets[idx + 1] - starts, pad_to)
 
     def ids(self) -> list[str]:
         """Record ids from ids.txt, or 0-based row numbers as strings."""
