@@ -67,8 +67,20 @@ def _train_cmd(cfg_path: Path, run: Path) -> list[str]:
     return [sys.executable, "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
 
 
+def _checkpoint_position(path: Path) -> tuple[int, int]:
+    """(epoch, batch) recorded in a last.safetensors, or (-1, -1) while none is readable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            state = json.loads(fh.metadata()["trainer"])
+        return state["epoch"], state["batch"]
+    except Exception:
+        return -1, -1
+
+
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, motif_data):
-    cfg = tiny_config(motif_data, epochs=3, batch_size=8, checkpoint_every=5, rc_augment=True)
+    cfg = tiny_config(motif_data, epochs=8, batch_size=8, checkpoint_every=5, rc_augment=True)
     cfg["model"]["params"]["dropout"] = 0.3
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(cfg))
@@ -79,17 +91,18 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, motif_da
     proc = subprocess.Popen(_train_cmd(cfg_path, run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.safetensors"
     deadline = time.time() + 300
-    # kill once a mid-epoch checkpoint of the second epoch exists (60 steps/epoch, checkpoints every 5)
+    # kill as soon as a mid-epoch checkpoint of epoch 2 or later exists (60 steps/epoch, one every 5 steps)
     while time.time() < deadline and proc.poll() is None:
-        if last.exists() and len((run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists()
-                                 else []) >= 1:
-            time.sleep(0.3)
+        epoch, batch = _checkpoint_position(last)
+        if epoch >= 1 and batch > 0:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "training finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "results.json").exists()
+    epoch, batch = _checkpoint_position(last)
+    assert epoch < 8
     resumed = subprocess.run([sys.executable, "-m", "helixlab", "train", "--resume", str(run)], env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
