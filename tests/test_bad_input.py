@@ -184,3 +184,9 @@ def test_binary_task_with_non_binary_labels(tmp_path, motif_data, capsys):
 
 def test_config_file_missing(tmp_path, capsys):
     expect_error(["train", str(tmp_path / "nope.toml")], capsys, "nope.toml", "not found")
+
+
+def test_bad_option_values(tmp_path, out, capsys):
+    f = write_csv(tmp_path / "a.csv", [("ACGT", 1)])
+    expect_error(["prepare", str(f), "-o", str(out), "--length", "fixd"], capsys, "'fixd'", absent=out)
+    expect_error(["prepare", str(f), "-o", str(out), "--iupac", "x"], capsys, "'x'", absent=out)

@@ -104,6 +104,12 @@ def prepare(
             raise HelixError("output directory already exists; choose another or remove it", path=str(out))
     if not inputs:
         raise HelixError("no input files given")
+    if length not in ("auto", "fixed", "variable"):
+        raise HelixError(f"length must be auto, fixed or variable, got {length!r}")
+    if fmt not in ("auto", "fasta", "csv", "tsv", "dream"):
+        raise HelixError(f"format must be auto, fasta, csv, tsv or dream, got {fmt!r}")
+    if iupac not in alphabet.LUTS:
+        raise HelixError(f"iupac must be 'error' or 'n', got {iupac!r}")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
