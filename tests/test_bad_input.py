@@ -190,3 +190,13 @@ def test_bad_option_values(tmp_path, out, capsys):
     f = write_csv(tmp_path / "a.csv", [("ACGT", 1)])
     expect_error(["prepare", str(f), "-o", str(out), "--length", "fixd"], capsys, "'fixd'", absent=out)
     expect_error(["prepare", str(f), "-o", str(out), "--iupac", "x"], capsys, "'x'", absent=out)
+
+
+def test_unlabelled_prepared_training_data(tmp_path, motif_data, capsys):
+    fasta = tmp_path / "u.fa"
+    fasta.write_text(">a\n" + "ACGT" * 10 + "\n")
+    assert main(["prepare", str(fasta), "-o", str(tmp_path / "u")]) == 0
+    cfg = tiny_config(motif_data)
+    cfg["data"]["train"] = str(tmp_path / "u")
+    run = tmp_path / "run"
+    expect_error(["train", str(write_config(tmp_path, cfg)), "-o", str(run)], capsys, "no label column", absent=run)

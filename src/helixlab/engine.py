@@ -115,18 +115,22 @@ def _gather_rng(world: int) -> list[torch.Tensor]:
     return out
 
 
+def _files(cfg: RunConfig, split: str) -> list[str]:
+    """The configured file(s) of a split with variables expanded; [] when the split is not given."""
+    value = getattr(cfg.data, split) or []
+    return [expand_path(p) for p in ([value] if isinstance(value, str) else value)]
+
+
 def _source(cfg: RunConfig, split: str) -> str:
     """The configured path(s) of a split, for messages."""
-    value = getattr(cfg.data, split)
-    return value if isinstance(value, str) else ", ".join(value)
+    return ", ".join(_files(cfg, split))
 
 
 def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | None:
-    path = getattr(cfg.data, split)
-    if not path:
+    files = _files(cfg, split)
+    if not files:
         return None
     d = cfg.data
-    files = [expand_path(p) for p in ([path] if isinstance(path, str) else path)]
     return open_data(files, run_dir / "data" / split, fmt=d.format, seq_col=d.seq_col,
                      label_cols=d.label_cols, iupac=d.iupac, progress=progress and rank == 0)
 
@@ -159,6 +163,8 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: 
     train = shards["train"]
     assert train is not None
     labels = list(train.meta["labels"])  # type: ignore[call-overload]
+    if not labels:
+        raise HelixError("training data has no label column", path=_source(cfg, "train"))
     task = make_task(cfg.task, len(labels))
     for split, shard in shards.items():
         if shard is not None:
@@ -206,6 +212,8 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
     """
     rd = Path(run_dir)
     rank, world = dist_info()
+    if resume:
+        cfg = runs.read_config(rd)  # a resumed run follows its own recorded config
     device = resolve_device(cfg.train.device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -214,9 +222,7 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
             torch.cuda.set_device(device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    if resume:
-        cfg = runs.read_config(rd)
-    elif rank == 0:
+    if not resume and rank == 0:
         if rd.exists():
             raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
                              path=str(rd))
