@@ -87,15 +87,8 @@ def background(
     typer.echo(f"wrote {n:,} genome windows to {out}")
 
 
-@app.command()
-def train(
-    config: Annotated[Optional[Path], typer.Argument(help="TOML recipe (not needed with --resume)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-4")] = None,
-    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="run directory (default runs/<recipe>)")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue this run directory")] = None,
-    init_from: Annotated[Optional[Path], typer.Option(help="start from these weights (.safetensors)")] = None,
-) -> None:
-    """Train a model from a recipe; writes a run directory with checkpoints, metrics and a report."""
+def _run_training(config: Optional[Path], set_: Optional[list[str]], out: Optional[Path], resume: Optional[Path],
+                  init_from: Optional[Path], *, pretrain: bool) -> None:
     from helixlab.config import load_config
     from helixlab.engine import fit
 
@@ -108,12 +101,41 @@ def train(
         if config is None:
             raise HelixError("give a CONFIG recipe, or --resume RUN_DIR")
         cfg = load_config(config, set_ or [])
+        if pretrain and cfg.task.kind != "mlm":
+            cfg = load_config(config, ["task.kind=mlm", *(set_ or [])])
+        if not pretrain and cfg.task.kind == "mlm":
+            raise HelixError("this recipe is for masked-language-model pretraining: use `helixlab pretrain`",
+                             path=str(config))
         run_dir = out or Path("runs") / config.stem
     results = fit(cfg, run_dir, resume=resume is not None, init_from=str(init_from) if init_from else None)
     if results.get("splits"):
         _print_metrics(results["splits"])
     if results:
         typer.echo(f"report: {run_dir / 'report.md'}")
+
+
+RecipeArg = Annotated[Optional[Path], typer.Argument(help="TOML recipe (not needed with --resume)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-4")]
+OutOpt = Annotated[Optional[Path], typer.Option("-o", "--out", help="run directory (default runs/<recipe>)")]
+ResumeOpt = Annotated[Optional[Path], typer.Option(help="continue this run directory")]
+
+
+@app.command()
+def train(
+    config: RecipeArg = None, set_: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None,
+    init_from: Annotated[Optional[Path], typer.Option(
+        help="start from pretrained weights: a helixlab run (e.g. from `pretrain`), a Hugging Face BERT "
+             "directory on disk, or a .safetensors file")] = None,
+) -> None:
+    """Train a model from a recipe; writes a run directory with checkpoints, metrics and a report."""
+    _run_training(config, set_, out, resume, init_from, pretrain=False)
+
+
+@app.command()
+def pretrain(config: RecipeArg = None, set_: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None) -> None:
+    """Pretrain a BERT encoder by masked-language modelling on unlabelled sequence (FASTA, table or
+    genome windows); fine-tune it with `helixlab train --init-from RUN_DIR`."""
+    _run_training(config, set_, out, resume, None, pretrain=True)
 
 
 @app.command()

@@ -38,7 +38,11 @@ def expand_path(value: str) -> str:
 @dataclass
 class DataConfig:
     """Each split is a file (FASTA/CSV/TSV/DREAM, prepared on first use), a list of files (prepared
-    together) or a `helixlab prepare` directory."""
+    together) or a `helixlab prepare` directory.
+
+    window > 0: instead of the records as they are, sample `samples[split]` windows of `window`
+    bases without N from `regions[split]` (e.g. ["chrX:0-50000000"]; default: whole records):
+    how a genome is read for pretraining. The sample is fixed by the split, not the training seed."""
 
     train: str | list[str] = ""
     valid: str | list[str] | None = None
@@ -47,6 +51,9 @@ class DataConfig:
     seq_col: str | None = None
     label_cols: list[str] | None = None
     iupac: str = "error"
+    window: int = 0
+    regions: dict[str, list[str]] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=lambda: {"train": 100_000, "valid": 5_000, "test": 5_000})
 
 
 @dataclass
@@ -187,4 +194,15 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if cfg.data.format not in ("auto", "fasta", "csv", "tsv", "dream"):
         raise HelixError(f"data.format must be auto, fasta, csv, tsv or dream, got {cfg.data.format!r}",
                          path=source, record="data.format")
+    d = cfg.data
+    if not isinstance(d.window, int) or d.window < 0:
+        raise HelixError(f"data.window must be a non-negative integer, got {d.window!r}", path=source,
+                         record="data.window")
+    for name in (*d.regions, *d.samples):
+        if name not in ("train", "valid", "test"):
+            raise HelixError(f"data.regions/samples keys are train, valid, test; got {name!r}", path=source,
+                             record=f"data.{name}")
+    if cfg.task.kind == "mlm" and cfg.model.name != "bert":
+        raise HelixError(f"masked-language-model pretraining needs a token model (bert), not {cfg.model.name!r}",
+                         path=source, record="model.name")
     model_config(cfg.model.name, cfg.model.params, source=source)

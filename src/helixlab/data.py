@@ -59,10 +59,10 @@ def train_batches(shard: Shard, *, batch_size: int, seed: int, epoch: int, start
 
 
 def load_batch(shard: Shard, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """Rows `idx` as ((n, L) uint8 tensor, (n, T) float32 labels)."""
+    """Rows `idx` as ((n, L) uint8 tensor, (n, T) float32 labels); T = 0 for unlabelled data."""
     x = torch.from_numpy(shard.codes(idx))
     if shard.labels is None:
-        raise HelixError("data has no labels", path=str(shard.path))
+        return x, np.zeros((len(idx), 0), dtype=np.float32)
     return x, np.asarray(shard.labels[idx])
 
 

@@ -13,10 +13,12 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -26,10 +28,13 @@ from helixlab.config import RunConfig, expand_path
 from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch, open_data, rc_augment, train_batches
 from helixlab.errors import HelixError
 from helixlab.io import atomic_path
-from helixlab.models import build_model, count_params
+from helixlab.genome import GenomeWindows, parse_regions
+from helixlab.models import REGISTRY, build_model, count_params
+from helixlab.pretrained import adopt, load_init
 from helixlab.models.base import SequenceModel
 from helixlab.progress import progress_bar
-from helixlab.shards import Shard
+from helixlab.shards import Shard, prepare
+from helixlab.tokenizers import codes_to_strings
 from helixlab.tasks import HIGHER_IS_BETTER, Task, make_task
 
 
@@ -86,18 +91,20 @@ def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_si
     acc = task.metrics()
     loss_sum, n = 0.0, 0
     bar = progress_bar(progress, total=(len(shard) + batch_size - 1) // batch_size, desc="evaluate", leave=False)
-    for idx in eval_batches(len(shard), batch_size):
+    for b, idx in enumerate(eval_batches(len(shard), batch_size)):
         bar.update(1)
         x, y = load_batch(shard, idx)
-        with autocast(device, amp):
-            out = model_outputs(model, x.to(device), rc_average=rc_average)
-        target = task.target(y).to(device)
-        loss_sum += float(task.loss(out, target)) * len(idx)
+        with torch.no_grad(), autocast(device, amp):
+            loss, pred = task.step(model, x.to(device), y, key=EVAL_KEY + (b,), rc_average=rc_average)
+        loss_sum += float(loss) * len(idx)
         n += len(idx)
-        acc.update(task.activate(out).cpu().numpy(), y)
+        acc.update(pred, y)
     bar.close()
     model.train(was_training)
     return {"loss": loss_sum / max(n, 1), **acc.compute()}, acc
+
+
+EVAL_KEY = (20_240_101, 2**31 - 1)  # evaluation masks (MLM) are the same in every epoch and every run
 
 
 def _is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -126,13 +133,25 @@ def _source(cfg: RunConfig, split: str) -> str:
     return ", ".join(_files(cfg, split))
 
 
-def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | None:
+DEFAULT_SAMPLES = {"train": 100_000, "valid": 5_000, "test": 5_000}
+
+
+def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | GenomeWindows | None:
     files = _files(cfg, split)
     if not files:
         return None
     d = cfg.data
-    return open_data(files, run_dir / "data" / split, fmt=d.format, seq_col=d.seq_col,
-                     label_cols=d.label_cols, iupac=d.iupac, progress=progress and rank == 0)
+    cache = run_dir / "data" / split
+    if d.window:  # windows sampled from long records (a genome), prepared once as one flat array
+        if not (len(files) == 1 and Path(files[0]).is_dir()) and not (cache / "meta.json").exists():
+            prepare(files, cache, fmt=d.format, length="variable", iupac="n", unique_ids=False,
+                    overwrite=cache.exists(), progress=progress and rank == 0)
+        shard = Shard.open(files[0] if Path(files[0]).is_dir() else cache)
+        regions = parse_regions(d.regions.get(split, [n.split()[0] for n in shard.ids()]), shard, _source(cfg, split))
+        return GenomeWindows(shard, d.window, regions, d.samples.get(split, DEFAULT_SAMPLES[split]),
+                             seed=("train", "valid", "test").index(split))
+    return open_data(files, cache, fmt=d.format, seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac,
+                     require_labels=cfg.task.kind != "mlm", progress=progress and rank == 0)
 
 
 @dataclass
@@ -140,7 +159,7 @@ class Setup:
     """Everything the loop needs, built before the first step."""
 
     cfg: RunConfig
-    shards: dict[str, Shard | None]
+    shards: dict[str, Shard | GenomeWindows | None]
     task: Task
     model: SequenceModel
     optimizer: torch.optim.Optimizer
@@ -148,12 +167,29 @@ class Setup:
     info: dict[str, Any]
 
 
+def _prepare_model(cfg: RunConfig, rd: Path, train: Shard | GenomeWindows, init_from: str | None) -> RunConfig:
+    """Adopt a pretrained encoder's settings, let the model save its files (tokenizer) in the run,
+    and record the resolved config."""
+    if init_from:
+        cfg = adopt(cfg, init_from, rd)
+
+    def sequences(limit: int = 50_000) -> Iterator[str]:
+        rows = np.random.default_rng(0).permutation(len(train))[:limit]
+        for start in range(0, len(rows), 1024):
+            yield from codes_to_strings(train.codes(np.sort(rows[start : start + 1024])))
+
+    params = REGISTRY[cfg.model.name].cls.prepare_run(cfg.model.params, rd, sequences)
+    cfg = replace(cfg, model=replace(cfg.model, params=params))
+    runs.write_json(rd / runs.CONFIG, cfg.to_dict())
+    return cfg
+
+
 def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: int, world: int,
            device: torch.device) -> Setup:
     """Open (preparing if needed) the data, check labels, build model and optimizer, load resume state."""
     t = cfg.train
     # Rank 0 prepares raw files once; the others open what it wrote.
-    shards: dict[str, Shard | None] = {}
+    shards: dict[str, Shard | GenomeWindows | None] = {}
     if rank == 0:
         shards = {s: _open_split(cfg, rd, s, rank, t.progress) for s in ("train", "valid", "test")}
     if world > 1:
@@ -163,9 +199,9 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: 
     train = shards["train"]
     assert train is not None
     labels = list(train.meta["labels"])  # type: ignore[call-overload]
-    if not labels:
-        raise HelixError("training data has no label column", path=_source(cfg, "train"))
     task = make_task(cfg.task, len(labels))
+    if task.needs_labels and not labels:
+        raise HelixError("training data has no label column", path=_source(cfg, "train"))
     for split, shard in shards.items():
         if shard is not None:
             if shard.meta["labels"] != labels:
@@ -176,13 +212,19 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: 
     seq_len = lengths.pop() if len(lengths) == 1 else None
     monitor = t.monitor or task.default_monitor
 
+    if not resume:  # fix what the model keeps beside the run (a tokenizer), once, on rank 0
+        if rank == 0:
+            cfg = _prepare_model(cfg, rd, train, init_from)
+        if world > 1:
+            dist.barrier()
+            cfg = runs.read_config(rd)
     torch.manual_seed(t.seed)
-    model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs)
-    if init_from:
-        ckpt.load_weights(model, Path(init_from))
+    model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs, run_dir=rd)
+    init = load_init(model, init_from) if init_from and not resume else None
     model.to(device)
     info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
             "monitor": monitor, "data": {s: sh.meta for s, sh in shards.items() if sh is not None},
+            "init_from": {"source": str(init_from), **init} if init else None,
             "environment": runs.environment(), "world_size": world}
     if rank == 0 and not resume:
         runs.write_json(rd / runs.INFO, info)
@@ -273,11 +315,11 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
             x, y = load_batch(train, idx)
             if t.rc_augment:
                 x = rc_augment(x, t.seed, epoch, b)
-            x, target = x.to(device, non_blocking=True), task.target(y).to(device, non_blocking=True)
+            x = x.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = t.lr * lr_factor(state["step"], total_steps, t.schedule, t.warmup_frac)
             with autocast(device, t.amp):
-                loss = task.loss(net(x), target)
+                loss, _ = task.step(net, x, y, key=(t.seed, epoch, b))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.clip_grad:

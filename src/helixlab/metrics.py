@@ -178,3 +178,24 @@ class RegressionMetrics:
             "spearman": float(np.mean(rho)),
             "mse": float((self.sq_err / self.sums[:, 0]).mean()),
         }
+
+
+class MaskedLMMetrics:
+    """Masked-token accuracy and per-token cross-entropy (and perplexity) over the masked tokens."""
+
+    def __init__(self) -> None:
+        self.correct = 0
+        self.total = 0
+        self.loss_sum = 0.0
+
+    def update(self, batch: tuple[np.ndarray, np.ndarray, float], y: np.ndarray) -> None:
+        """batch: (predicted ids, true ids, summed loss) of the masked tokens; y (no labels) unused."""
+        pred, true, loss_sum = batch
+        self.correct += int((pred == true).sum())
+        self.total += len(true)
+        self.loss_sum += loss_sum
+
+    def compute(self) -> dict[str, float]:
+        token_loss = self.loss_sum / max(self.total, 1)
+        return {"mlm_accuracy": self.correct / max(self.total, 1), "token_loss": token_loss,
+                "perplexity": math.exp(min(token_loss, 50.0)), "masked_tokens": float(self.total)}

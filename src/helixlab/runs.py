@@ -102,7 +102,8 @@ def load_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best", devic
     if not info_path.exists():
         raise HelixError("run has no run.json: it never started training", path=str(rd))
     info = json.loads(info_path.read_text())
-    model = build_model(cfg.model.name, cfg.model.params, info["seq_len"], info["n_outputs"], source=str(rd / CONFIG))
+    model = build_model(cfg.model.name, cfg.model.params, info["seq_len"], info["n_outputs"], source=str(rd / CONFIG),
+                        run_dir=rd)
     path = rd / (BEST if checkpoint == "best" else LAST)
     if checkpoint == "best" and not path.exists():
         path = rd / LAST

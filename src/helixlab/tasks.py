@@ -10,30 +10,46 @@ import torch
 import torch.nn.functional as F
 
 from helixlab.errors import HelixError
-from helixlab.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetrics
+from helixlab.metrics import BinaryMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
 
 # Metric name -> True when larger is better.
 HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True, "f1": True, "macro_f1": True,
-                    "pearson": True, "spearman": True, "loss": False, "mse": False}
+                    "pearson": True, "spearman": True, "loss": False, "mse": False, "mlm_accuracy": True,
+                    "perplexity": False}
 
 
 @dataclass
 class TaskConfig:
-    """kind: 'binary' | 'multiclass' | 'regression'; loss for regression: 'mse' | 'huber'."""
+    """kind: 'binary' | 'multiclass' | 'regression' | 'mlm' (masked-language-model pretraining);
+    loss for regression: 'mse' | 'huber'. mlm: `mask_prob` of the tokens are masked, in spans of
+    `mask_span` tokens (0 = the tokenizer's choice: k for overlapping k-mers, else 1)."""
 
     kind: str = "binary"
     n_classes: int = 2
     loss: str = "mse"
     huber_delta: float = 1.0
+    mask_prob: float = 0.15
+    mask_span: int = 0
 
 
 class Task:
     kind: str
     default_monitor: str
+    needs_labels = True
 
     def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
         self.cfg = cfg
         self.n_labels = n_labels
+
+    def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
+             rc_average: bool = False) -> tuple[torch.Tensor, Any]:
+        """One batch: (loss, predictions for `metrics().update`). `key` (seed, epoch, batch) seeds any
+        randomness the task itself adds; rc_average (evaluation only) averages both strands."""
+        from helixlab.engine import model_outputs
+
+        out = model_outputs(net, x, rc_average=True) if rc_average else net(x)
+        loss = self.loss(out, self.target(y).to(out.device))
+        return loss, self.activate(out.detach()).cpu().numpy()
 
     @property
     def n_outputs(self) -> int:
@@ -121,7 +137,69 @@ class RegressionTask(Task):
         return RegressionMetrics(self.n_labels)
 
 
-TASKS: dict[str, type[Task]] = {"binary": BinaryTask, "multiclass": MulticlassTask, "regression": RegressionTask}
+def mask_tokens(ids: torch.Tensor, *, tokenizer: Any, prob: float, span: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking of token ids (N, T), in contiguous spans of `span` tokens (DNABERT: span = k, so a
+    masked base cannot be read off overlapping neighbours). Of the chosen tokens 80 % become [MASK],
+    10 % a random token and 10 % stay. Returns (masked ids, labels: original id where chosen, else -100)."""
+    special = torch.isin(ids, tokenizer.special_ids.to(ids.device))
+    u = torch.rand(ids.shape, generator=generator, device=ids.device)
+    starts = (u < prob / span) & ~special
+    chosen = torch.zeros_like(starts)
+    lo = -(span // 2)
+    for offset in range(lo, lo + span):  # dilate every start into a span centred on it
+        shifted = torch.roll(starts, offset, dims=1)
+        if offset > 0:
+            shifted[:, :offset] = False
+        elif offset < 0:
+            shifted[:, offset:] = False
+        chosen |= shifted
+    chosen &= ~special
+    if not chosen.any():  # never a batch without a target
+        real = (~special).nonzero()
+        if len(real):
+            r = real[torch.randint(len(real), (1,), generator=generator, device=ids.device)][0]
+            chosen[r[0], r[1]] = True
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    v = torch.rand(ids.shape, generator=generator, device=ids.device)
+    random_ids = torch.randint(len(tokenizer.special_ids), tokenizer.vocab_size, ids.shape, generator=generator,
+                               device=ids.device)
+    masked = torch.where(chosen & (v < 0.8), torch.full_like(ids, tokenizer.mask_id), ids)
+    masked = torch.where(chosen & (v >= 0.8) & (v < 0.9), random_ids, masked)
+    return masked, labels
+
+
+class MaskedLMTask(Task):
+    """Masked-language-model pretraining: no labels; the model must tokenize and carry an MLM head."""
+
+    kind = "mlm"
+    default_monitor = "mlm_accuracy"
+    needs_labels = False
+
+    @property
+    def n_outputs(self) -> int:
+        return 0
+
+    def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
+             rc_average: bool = False) -> tuple[torch.Tensor, Any]:
+        model = getattr(net, "module", net)  # under DDP the wrapper is called, the model tokenizes
+        tokenizer = model.tokenizer
+        ids, attention = tokenizer.encode(x)
+        gen = torch.Generator(device=ids.device)
+        gen.manual_seed(int(np.random.default_rng(list(key)).integers(2**62)))
+        masked, labels = mask_tokens(ids, tokenizer=tokenizer, prob=self.cfg.mask_prob,
+                                     span=self.cfg.mask_span or tokenizer.mask_span, generator=gen)
+        logits = net(masked, attention, labels).float()
+        target = labels[labels != -100]
+        loss = F.cross_entropy(logits, target)
+        return loss, (logits.detach().argmax(-1).cpu().numpy(), target.cpu().numpy(), float(loss.detach()) * len(target))
+
+    def metrics(self) -> MaskedLMMetrics:
+        return MaskedLMMetrics()
+
+
+TASKS: dict[str, type[Task]] = {"binary": BinaryTask, "multiclass": MulticlassTask, "regression": RegressionTask,
+                                "mlm": MaskedLMTask}
 
 
 def make_task(cfg: TaskConfig, n_labels: int) -> Task:

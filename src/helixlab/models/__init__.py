@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel
+from helixlab.models.bert import Bert, BertConfig
 from helixlab.models.cnn import CNN, CNNConfig
 from helixlab.models.kmer import KmerLinear, KmerLinearConfig
 from helixlab.models.mlp import MLP, MLPConfig
@@ -29,6 +31,7 @@ REGISTRY: dict[str, ModelSpec] = {
     "cnn_lstm": ModelSpec(Recurrent, CNNLSTMConfig),
     "mlp": ModelSpec(MLP, MLPConfig),
     "kmer_linear": ModelSpec(KmerLinear, KmerLinearConfig),
+    "bert": ModelSpec(Bert, BertConfig),
 }
 
 
@@ -51,11 +54,16 @@ def model_config(name: str, params: dict[str, Any], *, source: str = "config") -
 
 
 def build_model(name: str, params: dict[str, Any], seq_len: int | None, n_outputs: int,
-                *, source: str = "config") -> SequenceModel:
-    """Instantiate a registered model: x (N, L) uint8 -> (N, n_outputs)."""
+                *, source: str = "config", run_dir: Path | None = None) -> SequenceModel:
+    """Instantiate a registered model: x (N, L) uint8 -> (N, n_outputs).
+
+    `run_dir`: the run the model belongs to, for models that keep files there (a tokenizer)."""
     cfg = model_config(name, params, source=source)
+    cls = REGISTRY[name].cls
     try:
-        return REGISTRY[name].cls(cfg, seq_len, n_outputs)
+        if cls.uses_run_dir:
+            return cls(cfg, seq_len, n_outputs, run_dir=run_dir)  # type: ignore[call-arg]
+        return cls(cfg, seq_len, n_outputs)
     except (ValueError, TypeError) as exc:
         raise HelixError(f"cannot build model {name!r}: {exc}", path=source, record="model.params") from None
 

@@ -6,7 +6,9 @@ Every model maps x: (N, L) uint8 base codes -> (N, n_outputs) raw values, as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +21,14 @@ class SequenceModel(nn.Module):
 
     head: nn.Module
     feature_dim: int
+    uses_run_dir = False  # True: the constructor reads files saved in the run directory (a tokenizer)
+
+    @classmethod
+    def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
+                    ) -> dict[str, Any]:
+        """Called once before a new run builds the model: save what the model needs beside the run
+        (e.g. a tokenizer trained on `sequences()`) and return the params to record. Default: as is."""
+        return params
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, L) uint8 -> (N, feature_dim)."""

@@ -1,0 +1,177 @@
+"""BERT-style encoder over DNA tokens, on Hugging Face `transformers` (BertModel; no hand-written attention).
+
+The model owns its tokenizer, so it takes the same (N, L) uint8 input as every other model.
+Heads: [CLS] or mean pooling, then 1 or 2 linear layers (classification or regression, any
+number of outputs). Built with `n_outputs=0` it carries a masked-language-model head instead,
+for pretraining (`forward(token_ids, attention, mlm_labels)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from helixlab.errors import HelixError
+from helixlab.models.base import SequenceModel, mlp
+from helixlab.tokenizers import KINDS, Tokenizer
+
+# name -> (layers, hidden, heads, intermediate); "base" is BERT-base (DNABERT, S2, S3)
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024), "small": (4, 512, 8, 2048),
+    "medium": (8, 512, 8, 2048), "base": (12, 768, 12, 3072),
+}
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass
+class BertConfig:
+    """tokenizer: nucleotide | kmer (overlapping, DNABERT) | window | subword (BPE/WordPiece trained on
+    the training sequences, `subword_vocab` tokens). `vocab`: a tokenizer.json to use (set by the run).
+    size: tiny | mini | small | medium | base; layers/hidden/heads/intermediate override it.
+    pooling: cls | mean. head_layers: 1 (linear) or 2 (linear-GELU-linear)."""
+
+    tokenizer: str = "kmer"
+    k: int = 6
+    subword_model: str = "bpe"
+    subword_vocab: int = 512
+    vocab: str | None = None
+    size: str = "mini"
+    layers: int | None = None
+    hidden: int | None = None
+    heads: int | None = None
+    intermediate: int | None = None
+    dropout: float = 0.1
+    max_tokens: int = 512
+    pooling: str = "cls"
+    head_layers: int = 1
+    head_hidden: int | None = None
+    head_dropout: float = 0.1
+
+    def shape(self) -> tuple[int, int, int, int]:
+        if self.size not in SIZES:
+            raise ValueError(f"unknown BERT size {self.size!r}; choose from {', '.join(SIZES)}")
+        layers, hidden, heads, inter = SIZES[self.size]
+        return (self.layers or layers, self.hidden or hidden, self.heads or heads,
+                self.intermediate or (4 * self.hidden if self.hidden else inter))
+
+
+def make_tokenizer(cfg: BertConfig, run_dir: Path | None = None) -> Tokenizer:
+    """The run's saved tokenizer, the file named by `vocab`, or a fresh fixed vocabulary."""
+    if cfg.vocab:
+        path = Path(cfg.vocab)
+        if not path.is_absolute() and run_dir is not None:
+            path = run_dir / path
+        return Tokenizer.load(path)
+    if cfg.tokenizer not in KINDS:
+        raise ValueError(f"unknown tokenizer {cfg.tokenizer!r}; expected one of {', '.join(KINDS)}")
+    if cfg.tokenizer == "subword":
+        raise ValueError("a subword tokenizer must be trained first: train a run with this config "
+                         "(it trains one on the training sequences) or set `vocab` to a tokenizer.json")
+    return Tokenizer.create(cfg.tokenizer, cfg.k)
+
+
+class MLMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> vocabulary logits, decoder tied to the word embeddings."""
+
+    def __init__(self, hidden: int, embeddings: nn.Embedding, eps: float) -> None:
+        super().__init__()
+        self.transform = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=eps))
+        self.embeddings = [embeddings]  # a list: tied, not registered twice in the state dict
+        self.bias = nn.Parameter(torch.zeros(embeddings.num_embeddings))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.transform(h) @ self.embeddings[0].weight.T + self.bias
+
+
+class Bert(SequenceModel):
+    uses_run_dir = True
+
+    def __init__(self, cfg: BertConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:
+        super().__init__()
+        from transformers import BertConfig as HFConfig
+        from transformers import BertModel
+
+        if cfg.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be cls or mean, got {cfg.pooling!r}")
+        if cfg.head_layers not in (1, 2):
+            raise ValueError(f"head_layers must be 1 or 2, got {cfg.head_layers}")
+        self.cfg = cfg
+        self.tokenizer = make_tokenizer(cfg, run_dir)
+        layers, hidden, heads, inter = cfg.shape()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
+        if seq_len is not None and self.tokenizer.kind != "subword" and self.tokenizer.n_tokens(seq_len) > cfg.max_tokens:
+            raise ValueError(f"{seq_len} bp make {self.tokenizer.n_tokens(seq_len)} tokens, more than "
+                             f"max_tokens={cfg.max_tokens}")
+        self.hf_config = HFConfig(vocab_size=self.tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                                  num_attention_heads=heads, intermediate_size=inter, hidden_act="gelu",
+                                  hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+                                  max_position_embeddings=cfg.max_tokens, type_vocab_size=2,
+                                  pad_token_id=self.tokenizer.pad_id)
+        self.hf_config._attn_implementation = "sdpa"
+        self.bert = BertModel(self.hf_config, add_pooling_layer=False)
+        self.feature_dim = hidden
+        self.head_dropout = nn.Dropout(cfg.head_dropout)
+        if n_outputs == 0:
+            self.lm_head = MLMHead(hidden, self.bert.embeddings.word_embeddings, self.hf_config.layer_norm_eps)
+            self.head = nn.Identity()
+        else:
+            width = cfg.head_hidden or hidden
+            self.head = mlp(hidden, [width] * (cfg.head_layers - 1), n_outputs, dropout=cfg.head_dropout,
+                            activation="gelu")
+
+    @classmethod
+    def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Any) -> dict[str, Any]:
+        """Fix the run's tokenizer before the model is built: train a subword vocabulary on the
+        training sequences if needed, save tokenizer.json in the run and point `vocab` at it."""
+        cfg = BertConfig(**params)
+        if cfg.vocab and Path(cfg.vocab) == Path(TOKENIZER_FILE) and (run_dir / TOKENIZER_FILE).exists():
+            return params
+        if cfg.vocab:
+            tok = Tokenizer.load(cfg.vocab)
+        elif cfg.tokenizer == "subword":
+            tok = Tokenizer.train_subword(sequences(), cfg.subword_vocab, cfg.subword_model)
+        else:
+            tok = Tokenizer.create(cfg.tokenizer, cfg.k)
+        tok.save(run_dir / TOKENIZER_FILE)
+        return {**params, "vocab": TOKENIZER_FILE, "tokenizer": tok.kind, "k": tok.k}
+
+    def encode(self, ids: torch.Tensor, attention: torch.Tensor, *, output_attentions: bool = False) -> Any:
+        if ids.shape[1] > self.cfg.max_tokens:
+            raise HelixError(f"input has {ids.shape[1]} tokens, more than the model's max_tokens={self.cfg.max_tokens}")
+        return self.bert(input_ids=ids, attention_mask=attention, output_attentions=output_attentions)
+
+    def pool(self, h: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        if self.cfg.pooling == "cls":
+            return h[:, 0]
+        w = attention.unsqueeze(-1).to(h.dtype)
+        return (h * w).sum(1) / w.sum(1).clamp(min=1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        ids, attention = self.tokenizer.encode(x)
+        return self.pool(self.encode(ids, attention).last_hidden_state, attention)
+
+    def forward(self, x: torch.Tensor, attention: torch.Tensor | None = None,
+                mlm_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L) uint8 -> (N, n_outputs); or, for pretraining, token ids + attention + labels
+        (-100 where not masked) -> logits (M, vocab) of the M masked tokens."""
+        if mlm_labels is not None:
+            assert attention is not None
+            h = self.encode(x, attention).last_hidden_state
+            return self.lm_head(h[mlm_labels != -100])
+        return self.head(self.head_dropout(self.features(x)))
+
+    @torch.no_grad()
+    def attentions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention weights of every layer: (token ids (N, T), weights (N, layers, heads, T, T))."""
+        ids, attention = self.tokenizer.encode(x)
+        self.bert.set_attn_implementation("eager")  # SDPA does not return the weights
+        try:
+            out = self.encode(ids, attention, output_attentions=True)
+        finally:
+            self.bert.set_attn_implementation("sdpa")
+        return ids, torch.stack(out.attentions, 1)

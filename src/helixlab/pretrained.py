@@ -1,0 +1,134 @@
+"""Starting a run from pretrained weights (`train --init-from SOURCE`).
+
+SOURCE is one of
+  - a helixlab run directory (e.g. a `helixlab pretrain` run): its encoder settings and tokenizer
+    are adopted, its weights loaded except the task head;
+  - a Hugging Face BERT checkpoint directory on disk (config.json + model.safetensors + vocab.txt
+    or tokenizer.json, as DNABERT publishes them); read offline, never unpickled;
+  - a .safetensors file of this very model (all weights must match).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helixlab import checkpoint as ckpt
+from helixlab.config import RunConfig
+from helixlab.errors import HelixError
+from helixlab.models.bert import TOKENIZER_FILE
+from helixlab.tokenizers import Tokenizer
+
+# Model params that define a BERT encoder (adopted from the source); the rest (head) stay the user's.
+ENCODER_KEYS = ("tokenizer", "k", "subword_model", "subword_vocab", "vocab", "size", "layers", "hidden", "heads",
+                "intermediate", "max_tokens")
+TASK_HEADS = ("head.", "lm_head.")
+
+
+def source_kind(source: str | Path) -> str:
+    """'run', 'hf' or 'file'; a clear error for anything else."""
+    p = Path(source)
+    if p.is_file() and p.suffix == ".safetensors":
+        return "file"
+    if p.is_dir() and (p / "config.json").exists():
+        config = json.loads((p / "config.json").read_text())
+        if "model" in config and "train" in config:
+            return "run"
+        if config.get("model_type") == "bert":
+            return "hf"
+        raise HelixError(f"config.json has model_type {config.get('model_type')!r}; only BERT checkpoints "
+                         "can be loaded", path=str(p))
+    raise HelixError("--init-from must be a helixlab run directory, a Hugging Face BERT directory or a "
+                     ".safetensors file", path=str(p))
+
+
+def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
+    """The run config with the encoder settings of `source`; its tokenizer saved into `run_dir`."""
+    kind, p = source_kind(source), Path(source)
+    if kind == "file":
+        return cfg
+    if cfg.model.name != "bert":
+        raise HelixError(f"--init-from a {'run' if kind == 'run' else 'BERT checkpoint'} needs model.name = "
+                         f"'bert', not {cfg.model.name!r}", path=str(p))
+    if kind == "run":
+        src = json.loads((p / "config.json").read_text())["model"]
+        if src["name"] != "bert":
+            raise HelixError(f"pretrained run has model {src['name']!r}, this config 'bert'", path=str(p))
+        encoder = {k: v for k, v in src["params"].items() if k in ENCODER_KEYS}
+        if (p / TOKENIZER_FILE).exists():
+            shutil.copyfile(p / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
+            encoder["vocab"] = TOKENIZER_FILE
+    else:
+        encoder = _hf_encoder(p, run_dir)
+    params = {**{k: v for k, v in cfg.model.params.items() if k not in ENCODER_KEYS}, **encoder}
+    return replace(cfg, model=replace(cfg.model, params=params))
+
+
+def _hf_encoder(p: Path, run_dir: Path) -> dict[str, Any]:
+    hf = json.loads((p / "config.json").read_text())
+    if (p / "tokenizer.json").exists():
+        tj = (p / "tokenizer.json").read_text()
+        model = json.loads(tj).get("model", {})
+        vocab = [t for t, _ in sorted(model.get("vocab", {}).items(), key=lambda kv: kv[1])] \
+            if isinstance(model.get("vocab"), dict) else []
+        tok = Tokenizer("subword", vocab, subword_json=tj)
+    elif (p / "vocab.txt").exists():
+        tok = Tokenizer.from_vocab_file(p / "vocab.txt")
+    else:
+        raise HelixError("checkpoint has neither vocab.txt nor tokenizer.json", path=str(p))
+    if tok.vocab_size != hf["vocab_size"]:
+        raise HelixError(f"vocabulary has {tok.vocab_size} tokens, config.json says {hf['vocab_size']}", path=str(p))
+    tok.save(run_dir / TOKENIZER_FILE)
+    return {"tokenizer": tok.kind, "k": tok.k, "vocab": TOKENIZER_FILE, "layers": hf["num_hidden_layers"],
+            "hidden": hf["hidden_size"], "heads": hf["num_attention_heads"],
+            "intermediate": hf["intermediate_size"], "max_tokens": hf["max_position_embeddings"]}
+
+
+def _hf_weights(p: Path) -> dict[str, torch.Tensor]:
+    path = p / "model.safetensors"
+    if not path.exists():
+        bins = [b.name for b in p.glob("*.bin")]
+        raise HelixError("no model.safetensors" + (f" (found {', '.join(bins)}: pickled weights are never loaded; "
+                                                   "convert them to safetensors first)" if bins else ""), path=str(p))
+    tensors, _ = ckpt.read(path)
+    out = {}
+    for key, value in tensors.items():
+        if key.startswith(("embeddings.", "encoder.")):
+            key = "bert." + key
+        if key.startswith("bert.") and not key.startswith("bert.pooler."):
+            out[key] = value
+    return out
+
+
+def load_init(model: torch.nn.Module, source: str | Path) -> dict[str, int]:
+    """Load pretrained weights into `model`; returns counts of loaded and newly initialised tensors."""
+    kind, p = source_kind(source), Path(source)
+    if kind == "file":
+        ckpt.load_weights(model, p)
+        n = len(model.state_dict())
+        return {"loaded": n, "initialised": 0}
+    if kind == "run":
+        path = p / "checkpoints" / "best.safetensors"
+        if not path.exists():
+            path = p / "checkpoints" / "last.safetensors"
+        tensors, _ = ckpt.read(path)
+        tensors = {k.removeprefix("model."): v for k, v in tensors.items() if not k.startswith(("optim.", "rng."))}
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TASK_HEADS)}
+    else:
+        tensors = _hf_weights(p)
+    own = model.state_dict()
+    for key, value in tensors.items():
+        if key not in own:
+            raise HelixError(f"pretrained tensor {key!r} has no place in this model", path=str(p))
+        if own[key].shape != value.shape:
+            raise HelixError(f"pretrained tensor {key!r} has shape {tuple(value.shape)}, the model "
+                             f"{tuple(own[key].shape)}", path=str(p))
+    if not tensors:
+        raise HelixError("no encoder weights found", path=str(p))
+    model.load_state_dict(tensors, strict=False)
+    return {"loaded": len(tensors), "initialised": len(own) - len(tensors)}
