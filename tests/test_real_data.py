@@ -28,3 +28,29 @@ def test_random_mode_negatives_match_gue_negative_composition(shared_data, tmp_p
     # GUE negatives are GC-poorer than their positives; random-mode negatives reproduce that, shuffling cannot
     assert abs(gc(ours) - gc(x[y == 0])) < 0.01
     assert gc(shuffled) - gc(x[y == 0]) > 0.03
+
+
+def test_pretrain_on_hg19_windows_then_fine_tune_on_gue_cli(shared_data, tmp_path):
+    """The transformer path as a new user runs it, shrunk: MLM on chrX windows -> fine-tune -> evaluate -> predict."""
+    import json
+    from pathlib import Path
+
+    from helixlab.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    small = ["--set", "data.samples.train=256", "--set", "data.samples.valid=64", "--set", "train.progress=false",
+             "--set", "model.params.hidden=32", "--set", "model.params.heads=2",
+             "--set", "model.params.intermediate=64"]
+    assert main(["pretrain", str(root / "configs/pretrain_6mer_hg19.toml"), "-o", str(pre), *small]) == 0
+    data = pre / "data" / "train"
+    assert Shard.open(data).meta["records"] == 1  # the genome is one record; windows are only start positions
+    core = shared_data / "promoter_gue_human/prom_core_all"
+    assert main(["train", str(root / "configs/s1_dnabert_2linear.toml"), "-o", str(ft), "--init-from", str(pre),
+                 "--set", f"data.train={core / 'dev.csv.gz'}", "--set", f"data.valid={core / 'test.csv.gz'}",
+                 "--set", "data.test=", "--set", "train.epochs=1", "--set", "train.progress=false"]) == 0
+    assert json.loads((ft / "run.json").read_text())["init_from"]["loaded"] > 0
+    assert main(["evaluate", str(ft), str(core / "test.csv.gz"), "-o", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["auroc"] > 0.6  # one short epoch: ranks, not yet calibrated
+    assert main(["predict", str(ft), str(core / "test.csv.gz"), "-o", str(tmp_path / "p.csv")]) == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 5921

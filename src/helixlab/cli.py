@@ -182,6 +182,9 @@ def predict_cmd(
     batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
+    attentions: Annotated[Optional[Path], typer.Option(help="transformer runs: also write attention weights "
+                                                            "to this .npz")] = None,
+    attention_layer: Annotated[int, typer.Option(help="which layer's attention (-1 = last)")] = -1,
 ) -> None:
     """Predict every record of a FASTA or table with a trained run."""
     from helixlab.engine import resolve_device
@@ -191,8 +194,8 @@ def predict_cmd(
     dev = str(resolve_device(device))
     run = load_run(run_dir, device=dev)
     n = predict_file(run, input_path, out, rc_average=rc_average, batch_size=batch_size, device=dev,
-                     iupac=iupac)  # type: ignore[arg-type]
-    typer.echo(f"wrote {n:,} predictions to {out}")
+                     iupac=iupac, attentions=attentions, attention_layer=attention_layer)  # type: ignore[arg-type]
+    typer.echo(f"wrote {n:,} predictions to {out}" + (f" and attention weights to {attentions}" if attentions else ""))
 
 
 @app.command()

@@ -47,15 +47,57 @@ def output_names(run: LoadedRun) -> list[str]:
     return ["prediction"] if len(labels) == 1 else [f"prediction_{name}" for name in labels]
 
 
+class AttentionWriter:
+    """Collects one layer's attention weights (heads kept) of a transformer run, saved as one .npz:
+    `attention` (N, heads, T, T) float16, `tokens` (N, T) token ids ([PAD] after the end), `vocab`, `ids`."""
+
+    def __init__(self, run: LoadedRun, path: str | os.PathLike[str], layer: int, device: str) -> None:
+        if not hasattr(run.model, "attentions"):
+            raise HelixError("attention weights exist only for transformer runs; this run is "
+                             f"{run.config.model.name!r}",
+                             path=str(run.run_dir))
+        self.model, self.path, self.layer, self.device = run.model, path, layer, device
+        self.tokens: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+        self.ids: list[str] = []
+
+    def add(self, x: np.ndarray, ids: list[str], batch_size: int) -> None:
+        self.model.eval().to(self.device)
+        for start in range(0, len(x), batch_size):
+            tok, att = self.model.attentions(torch.as_tensor(x[start : start + batch_size]).to(self.device))
+            n_layers = att.shape[1]
+            if not -n_layers <= self.layer < n_layers:
+                raise HelixError(f"attention layer {self.layer} does not exist; the model has {n_layers} layers")
+            self.tokens.append(tok.cpu().numpy().astype(np.int32))
+            self.weights.append(att[:, self.layer].float().cpu().numpy().astype(np.float16))
+        self.ids += ids
+
+    def save(self, overwrite: bool) -> None:
+        width = max((t.shape[1] for t in self.tokens), default=0)
+        pad = self.model.tokenizer.pad_id
+        tokens = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=pad)
+                                 for t in self.tokens]) if self.tokens else np.zeros((0, 0), np.int32)
+        weights = np.concatenate([np.pad(w, ((0, 0), (0, 0), (0, width - w.shape[2]), (0, width - w.shape[3])))
+                                  for w in self.weights]) if self.weights else np.zeros((0, 0, 0, 0), np.float16)
+        with atomic_path(self.path, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, attention=weights, tokens=tokens, vocab=np.array(self.model.tokenizer.vocab),
+                         ids=np.array(self.ids), layer=np.array(self.layer))
+
+
 def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: str | os.PathLike[str], *,
                  rc_average: bool = False, batch_size: int = 512, device: str = "cpu",
-                 iupac: alphabet.IupacPolicy = "error", overwrite: bool = False) -> int:
+                 iupac: alphabet.IupacPolicy = "error", overwrite: bool = False,
+                 attentions: str | os.PathLike[str] | None = None, attention_layer: int = -1) -> int:
     """Write `id,prediction...` rows for every record of a FASTA or table; returns the row count.
 
-    Predictions are probabilities for classification and values for regression.
+    Predictions are probabilities for classification and values for regression. With `attentions`
+    (transformer runs), one layer's attention weights of every record go to that .npz file too
+    (kept in memory until the end: about heads x T^2 x 2 bytes per record).
     """
     n = 0
     path = str(input_path)
+    writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None
     with atomic_path(out_csv, overwrite=overwrite) as tmp:
         with open(tmp, "w", newline="") as fh, progress_bar(desc="predict", unit=" seqs") as bar:
             writer = csv.writer(fh)
@@ -74,6 +116,10 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
                 values = run.task.activate(out_raw).numpy()
                 ids = chunk.ids or [str(n + k) for k in range(len(matrix))]
                 writer.writerows([rid, *(f"{v:.6g}" for v in row)] for rid, row in zip(ids, values.tolist()))
+                if writer_att is not None:
+                    writer_att.add(matrix, ids, min(batch_size, 64))
                 n += len(matrix)
                 bar.update(len(matrix))
+        if writer_att is not None:
+            writer_att.save(overwrite)
     return n

@@ -192,7 +192,8 @@ class MaskedLMTask(Task):
         logits = net(masked, attention, labels).float()
         target = labels[labels != -100]
         loss = F.cross_entropy(logits, target)
-        return loss, (logits.detach().argmax(-1).cpu().numpy(), target.cpu().numpy(), float(loss.detach()) * len(target))
+        pred = logits.detach().argmax(-1).cpu().numpy()
+        return loss, (pred, target.cpu().numpy(), float(loss.detach()) * len(target))
 
     def metrics(self) -> MaskedLMMetrics:
         return MaskedLMMetrics()

@@ -104,7 +104,8 @@ class Bert(SequenceModel):
         layers, hidden, heads, inter = cfg.shape()
         if hidden % heads:
             raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
-        if seq_len is not None and self.tokenizer.kind != "subword" and self.tokenizer.n_tokens(seq_len) > cfg.max_tokens:
+        fixed = self.tokenizer.kind != "subword"
+        if seq_len is not None and fixed and self.tokenizer.n_tokens(seq_len) > cfg.max_tokens:
             raise ValueError(f"{seq_len} bp make {self.tokenizer.n_tokens(seq_len)} tokens, more than "
                              f"max_tokens={cfg.max_tokens}")
         self.hf_config = HFConfig(vocab_size=self.tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
