@@ -51,3 +51,16 @@ def summary_table(records: list[dict[str, Any]], group: Sequence[str], columns: 
         cells = [fmt.get(c, mean_sd)([r.get(c) for r in rows]) for c in columns]  # type: ignore[misc]
         lines.append("| " + " | ".join([*map(str, k), str(len(rows)), *cells]) + " |")
     return "\n".join(lines)
+
+
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "auprc")
+
+
+def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """The record fields every classification benchmark run shares: size, budget, test metrics, provenance."""
+    test = res["splits"]["test"]
+    return {"params": res["params"], "epochs": res["epochs"], "best_epoch": res["best_epoch"],
+            "train_seconds": res["train_seconds"], "train_seq_per_s": res["train_seq_per_s"],
+            **{k: test[k] for k in CLASSIFICATION}, "valid_accuracy": res["splits"]["valid"]["accuracy"],
+            "commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpus": env["cpus"],
+            "threads": env["torch_threads"], "command": env["command"]}

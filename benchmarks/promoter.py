@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, summary_table  # noqa: E402
+from common import RESULTS, append_record, load_records, run_fields, summary_table  # noqa: E402
 
 from helixlab.config import data_root, load_config  # noqa: E402
 from helixlab.engine import fit  # noqa: E402
@@ -98,15 +98,8 @@ def main() -> None:
                 cfg = load_config(ROOT / RECIPES[model], overrides)
                 print(f"== {dataset} {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
                 res = fit(cfg, run_dir, resume=resume)
-                test = res["splits"]["test"]
                 record = {"dataset": dataset, "model": model, "recipe": RECIPES[model], "arch": res["model"],
-                          "seed": seed, "params": res["params"], "epochs": res["epochs"],
-                          "best_epoch": res["best_epoch"], "train_seconds": res["train_seconds"],
-                          "train_seq_per_s": res["train_seq_per_s"],
-                          **{k: test[k] for k in ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "auprc")},
-                          "valid_accuracy": res["splits"]["valid"]["accuracy"],
-                          "commit": env["commit"], "torch": env["torch"], "machine": env["processor"],
-                          "cpus": env["cpus"], "threads": env["torch_threads"], "command": env["command"]}
+                          "seed": seed, **run_fields(res, env)}
                 append_record(OUT_JSON, record)
                 print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
                 write_summary()

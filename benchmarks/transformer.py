@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, summary_table  # noqa: E402
+from common import RESULTS, append_record, load_records, run_fields, summary_table  # noqa: E402
 from promoter import WORK, prepared  # noqa: E402
 
 from helixlab.config import load_config  # noqa: E402
@@ -100,18 +100,10 @@ def main() -> None:
             print(f"== {dataset} {variant} seed {seed} ({'resume' if resume else 'start'})", flush=True)
             res = fit(cfg, run_dir, resume=resume, init_from=str(pre_dir) if use_pre else None)
             params = json.loads((run_dir / "config.json").read_text())["model"]["params"]
-            test = res["splits"]["test"]
+            tokenizer = params["tokenizer"] + (f"-{params['k']}" if params["tokenizer"] in ("kmer", "window") else "")
             record = {"dataset": dataset, "variant": variant, "model": "bert", "recipe": recipe, "seed": seed,
-                      "tokenizer": params["tokenizer"] + (f"-{params['k']}" if params["tokenizer"] in ("kmer", "window")
-                                                          else ""),
-                      "head_layers": params.get("head_layers", 1), "pretrained": use_pre,
-                      "pretrain_seconds": pre_seconds if use_pre else 0.0, "params": res["params"],
-                      "epochs": res["epochs"], "best_epoch": res["best_epoch"], "train_seconds": res["train_seconds"],
-                      "train_seq_per_s": res["train_seq_per_s"],
-                      **{k: test[k] for k in ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "auprc")},
-                      "valid_accuracy": res["splits"]["valid"]["accuracy"],
-                      "commit": env["commit"], "torch": env["torch"], "machine": env["processor"],
-                      "cpus": env["cpus"], "threads": env["torch_threads"], "command": env["command"]}
+                      "tokenizer": tokenizer, "head_layers": params.get("head_layers", 1), "pretrained": use_pre,
+                      "pretrain_seconds": pre_seconds if use_pre else 0.0, **run_fields(res, env)}
             append_record(OUT_JSON, record)
             print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
             write_summary()

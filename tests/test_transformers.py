@@ -152,6 +152,16 @@ def _pretrain_config(train: Path, valid: Path) -> dict[str, object]:
             "train": {"epochs": 2, "batch_size": 32, "lr": 2e-3, "progress": False, "threads": 1}}
 
 
+def _fine_tune(tmp_path: Path, data: dict[str, Path], init_from: Path, params: dict[str, object]) -> dict[str, object]:
+    """`helixlab train ft.json -o tmp/ft --init-from SOURCE` on the motif task, one epoch; returns the recipe."""
+    ft = {"data": {k: str(v) for k, v in data.items()}, "model": {"name": "bert", "params": params},
+          "task": {"kind": "binary"},
+          "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3, "progress": False, "threads": 1}}
+    (tmp_path / "ft.json").write_text(json.dumps(ft))
+    assert main(["train", str(tmp_path / "ft.json"), "-o", str(tmp_path / "ft"), "--init-from", str(init_from)]) == 0
+    return ft
+
+
 def test_pretrain_then_finetune_then_predict_attentions_cli(tmp_path, motif_data, capsys):
     fasta = tmp_path / "unlabelled.fa"
     fasta.write_text("".join(f">s{i}\n{s}\n" for i, (s, _) in enumerate(motif_rows(300, 40, seed=9))))
@@ -161,13 +171,7 @@ def test_pretrain_then_finetune_then_predict_attentions_cli(tmp_path, motif_data
     hist = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
     assert hist[-1]["valid_mlm_accuracy"] > 1 / 64 and (tmp_path / "pre" / "tokenizer.json").exists()
     # fine-tune: the encoder settings and tokenizer come from the pretrained run, the head from this recipe
-    ft = {"data": {k: str(v) for k, v in motif_data.items()},
-          "model": {"name": "bert", "params": {"tokenizer": "nucleotide", "head_layers": 2}},
-          "task": {"kind": "binary"},
-          "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3, "progress": False, "threads": 1}}
-    (tmp_path / "ft.json").write_text(json.dumps(ft))
-    assert main(["train", str(tmp_path / "ft.json"), "-o", str(tmp_path / "ft"), "--init-from",
-                 str(tmp_path / "pre")]) == 0
+    ft = _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide", "head_layers": 2})
     params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]
     assert params["tokenizer"] == "kmer" and params["k"] == 3 and params["head_layers"] == 2
     info = json.loads((tmp_path / "ft" / "run.json").read_text())
@@ -249,13 +253,7 @@ def _hf_checkpoint(path: Path, k: int = 3) -> tuple[list[str], object]:
 def test_hugging_face_checkpoint_loads_offline_and_fine_tunes(tmp_path, motif_data, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     vocab, hf = _hf_checkpoint(tmp_path / "dnabert")
-    ft = {"data": {k: str(v) for k, v in motif_data.items()},
-          "model": {"name": "bert", "params": {"head_layers": 2}},
-          "task": {"kind": "binary"},
-          "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3, "progress": False, "threads": 1}}
-    (tmp_path / "ft.json").write_text(json.dumps(ft))
-    assert main(["train", str(tmp_path / "ft.json"), "-o", str(tmp_path / "ft"), "--init-from",
-                 str(tmp_path / "dnabert")]) == 0
+    ft = _fine_tune(tmp_path, motif_data, tmp_path / "dnabert", {"head_layers": 2})
     params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]
     assert (params["k"], params["hidden"], params["layers"], params["heads"]) == (3, 32, 2, 2)
     # before any training step, our encoder computes exactly what the HF model computes
