@@ -21,10 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, run_fields, summary_table  # noqa: E402
+from common import RESULTS, fit_and_record, load_records, summary_table  # noqa: E402
 
-from helixlab.config import data_root, load_config  # noqa: E402
-from helixlab.engine import fit  # noqa: E402
+from helixlab.config import data_root  # noqa: E402
 from helixlab.runs import environment  # noqa: E402
 
 RECIPES = {
@@ -92,16 +91,10 @@ def main() -> None:
                 if (dataset, model, seed) in done:
                     continue
                 run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
-                resume = (run_dir / "config.json").exists()
                 overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset].items()]
                 overrides += [f"train.seed={seed}", "train.progress=false", *args.overrides]
-                cfg = load_config(ROOT / RECIPES[model], overrides)
-                print(f"== {dataset} {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
-                res = fit(cfg, run_dir, resume=resume)
-                record = {"dataset": dataset, "model": model, "recipe": RECIPES[model], "arch": res["model"],
-                          "seed": seed, **run_fields(res, env)}
-                append_record(OUT_JSON, record)
-                print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
+                fit_and_record(ROOT / RECIPES[model], overrides, run_dir, OUT_JSON, f"{dataset} {model} seed {seed}",
+                               {"dataset": dataset, "model": model, "recipe": RECIPES[model], "seed": seed}, env)
                 write_summary()
     write_summary()
 

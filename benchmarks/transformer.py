@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, run_fields, summary_table  # noqa: E402
+from common import RESULTS, append_record, fit_and_record, load_records, summary_table  # noqa: E402
 from promoter import WORK, prepared  # noqa: E402
 
 from helixlab.config import load_config  # noqa: E402
@@ -30,15 +30,16 @@ from helixlab.engine import fit  # noqa: E402
 from helixlab.runs import environment  # noqa: E402
 
 PRETRAIN = "configs/pretrain_6mer_hg19.toml"
-# variant -> (recipe, overrides, pretrained?)
-VARIANTS: dict[str, tuple[str, list[str], bool]] = {
-    "6mer_pre_2lin": ("configs/s1_dnabert_2linear.toml", [], True),
-    "6mer_pre_1lin": ("configs/s1_dnabert_1linear.toml", [], True),
-    "6mer_scratch_2lin": ("configs/s1_dnabert_2linear.toml", [], False),
-    "6mer_scratch_1lin": ("configs/s1_dnabert_1linear.toml", [], False),
-    "nucleotide_scratch_2lin": ("configs/s1_dnabert_2linear.toml", ["model.params.tokenizer=nucleotide"], False),
-    "3mer_scratch_2lin": ("configs/s1_dnabert_2linear.toml", ["model.params.k=3"], False),
-    "subword_scratch_2lin": ("configs/s1_dnabert_2linear.toml", ["model.params.tokenizer=subword"], False),
+S1_1, S1_2 = "configs/s1_dnabert_1linear.toml", "configs/s1_dnabert_2linear.toml"
+# variant -> (recipe, overrides, pretrained?, tokenizer, linear head layers)
+VARIANTS: dict[str, tuple[str, list[str], bool, str, int]] = {
+    "6mer_pre_2lin": (S1_2, [], True, "kmer-6", 2),
+    "6mer_pre_1lin": (S1_1, [], True, "kmer-6", 1),
+    "6mer_scratch_2lin": (S1_2, [], False, "kmer-6", 2),
+    "6mer_scratch_1lin": (S1_1, [], False, "kmer-6", 1),
+    "nucleotide_scratch_2lin": (S1_2, ["model.params.tokenizer=nucleotide"], False, "nucleotide", 2),
+    "3mer_scratch_2lin": (S1_2, ["model.params.k=3"], False, "kmer-3", 2),
+    "subword_scratch_2lin": (S1_2, ["model.params.tokenizer=subword"], False, "subword-bpe-512", 2),
 }
 # CPU budget per fine-tuning run: epochs per data set (prom_300_all ~10 min per epoch for BERT-tiny here)
 EPOCHS = {"prom_300_all": 1, "prom_core_all": 2, "prom_300_tata": 3}
@@ -90,22 +91,16 @@ def main() -> None:
         for dataset, variant in runs:
             if (dataset, variant, seed) in {(r["dataset"], r["variant"], r["seed"]) for r in load_records(OUT_JSON)}:
                 continue
-            recipe, extra, use_pre = VARIANTS[variant]
+            recipe, extra, use_pre, tokenizer, head_layers = VARIANTS[variant]
             run_dir = WORK / "runs" / dataset / f"bert_{variant}" / f"seed{seed}"
-            resume = (run_dir / "config.json").exists()
             overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset].items()]
             overrides += [f"train.seed={seed}", f"train.epochs={EPOCHS[dataset]}", "train.progress=false",
                           *extra, *args.overrides]
-            cfg = load_config(ROOT / recipe, overrides)
-            print(f"== {dataset} {variant} seed {seed} ({'resume' if resume else 'start'})", flush=True)
-            res = fit(cfg, run_dir, resume=resume, init_from=str(pre_dir) if use_pre else None)
-            params = json.loads((run_dir / "config.json").read_text())["model"]["params"]
-            tokenizer = params["tokenizer"] + (f"-{params['k']}" if params["tokenizer"] in ("kmer", "window") else "")
-            record = {"dataset": dataset, "variant": variant, "model": "bert", "recipe": recipe, "seed": seed,
-                      "tokenizer": tokenizer, "head_layers": params.get("head_layers", 1), "pretrained": use_pre,
-                      "pretrain_seconds": pre_seconds if use_pre else 0.0, **run_fields(res, env)}
-            append_record(OUT_JSON, record)
-            print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
+            fields = {"dataset": dataset, "variant": variant, "model": "bert", "recipe": recipe, "seed": seed,
+                      "tokenizer": tokenizer, "head_layers": head_layers, "pretrained": use_pre,
+                      "pretrain_seconds": pre_seconds if use_pre else 0.0}
+            fit_and_record(ROOT / recipe, overrides, run_dir, OUT_JSON, f"{dataset} {variant} seed {seed}", fields,
+                           env, init_from=str(pre_dir) if use_pre else None)
             write_summary()
     write_summary()
 
