@@ -80,10 +80,14 @@ class Tokenizer:
             if subword_json is None:
                 raise HelixError("a subword tokenizer needs its trained model (subword_json)")
             from tokenizers import Tokenizer as HFTokenizer
+            from tokenizers.processors import TemplateProcessing
 
+            # [CLS] ... [SEP] and [PAD] to the batch's longest are added in Rust, by the batch
             self._subword = HFTokenizer.from_str(subword_json)
-            self._subword.no_padding()
             self._subword.no_truncation()
+            self._subword.post_processor = TemplateProcessing(
+                single="[CLS] $A [SEP]", special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)])
+            self._subword.enable_padding(pad_id=self.pad_id, pad_token="[PAD]")
         else:
             # canonical k-mer id (kmer_ids) -> vocabulary id; the N id -> "N" for nucleotides, else [UNK]
             lut = [self.index.get(s, self.unk_id) for s in all_kmers(self.k)]
@@ -191,14 +195,8 @@ class Tokenizer:
         """x: (N, L) uint8 -> (ids (N, T) int64, attention mask (N, T) int64), on x's device."""
         n = x.shape[0]
         if self.kind == "subword":
-            encodings = self._subword.encode_batch(codes_to_strings(x.cpu().numpy()), add_special_tokens=False)
-            width = max((len(e.ids) for e in encodings), default=0) + 2
-            ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-            for row, e in enumerate(encodings):  # one row copy per sequence; the tokenizing ran batched in Rust
-                ids[row, 1 : len(e.ids) + 1] = torch.tensor(e.ids, dtype=torch.long)
-                ids[row, len(e.ids) + 1] = self.sep_id
-            ids[:, 0] = self.cls_id
-            ids = ids.to(x.device)
+            encodings = self._subword.encode_batch_fast(codes_to_strings(x.cpu().numpy()))
+            ids = torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(n, -1).to(x.device)
         else:
             body = self._lut.to(x.device)[kmer_ids(x, self.k, self.k if self.kind == "window" else 1)]
             cls = torch.full((n, 1), self.cls_id, dtype=torch.long, device=x.device)
