@@ -283,3 +283,24 @@ def test_pickled_checkpoints_are_refused(tmp_path):
     model = build_model("bert", {"tokenizer": "kmer", "k": 3, **TINY, "max_tokens": 64}, 40, 1)
     with pytest.raises(HelixError, match="pickled weights are never loaded"):
         load_init(model, tmp_path / "ck")
+
+
+def test_init_from_names_what_it_cannot_use(tmp_path, motif_data):
+    from helixlab.pretrained import adopt, source_kind
+
+    with pytest.raises(HelixError, match="--init-from must be"):
+        source_kind(tmp_path)
+    (tmp_path / "gpt").mkdir()
+    (tmp_path / "gpt" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(HelixError, match="only BERT checkpoints"):
+        source_kind(tmp_path / "gpt")
+    _hf_checkpoint(tmp_path / "ck")
+    cnn = config_from_dict({"data": {"train": str(motif_data["train"])}, "model": {"name": "cnn", "params": {}}},
+                           "t")
+    with pytest.raises(HelixError, match="needs model.name = 'bert'"):
+        adopt(cnn, tmp_path / "ck", tmp_path)
+    model = build_model("bert", {"tokenizer": "kmer", "k": 4, **TINY}, 40, 1)  # 4-mers: other vocabulary size
+    from helixlab.pretrained import load_init
+
+    with pytest.raises(HelixError, match="has shape"):
+        load_init(model, tmp_path / "ck")

@@ -116,7 +116,8 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
     lines += ["## Files", "", "- `config.json` resolved configuration; `run.json` data checksums and environment",
               "- `metrics.jsonl` per-epoch metrics; `results.json` final metrics",
               "- `checkpoints/best.safetensors` best weights; `checkpoints/last.safetensors` resumable state",
-              *(["- `tokenizer.json` the token vocabulary the model reads"] if (rd / "tokenizer.json").exists() else []),
+              *(["- `tokenizer.json` the token vocabulary the model reads"]
+                if (rd / "tokenizer.json").exists() else []),
               "", "## Configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", ""]
     path = rd / "report.md"
     path.write_text("\n".join(lines))
