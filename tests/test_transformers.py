@@ -170,6 +170,12 @@ def test_pretrain_then_finetune_then_predict_attentions_cli(tmp_path, motif_data
     assert main(["pretrain", str(recipe), "-o", str(tmp_path / "pre")]) == 0
     hist = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
     assert hist[-1]["valid_mlm_accuracy"] > 1 / 64 and (tmp_path / "pre" / "tokenizer.json").exists()
+    # a pretraining run is scored on held-out unlabelled sequence, and cannot predict
+    assert main(["evaluate", str(tmp_path / "pre"), str(fasta), "-o", str(tmp_path / "mlm.json")]) == 0
+    assert json.loads((tmp_path / "mlm.json").read_text())["masked_tokens"] > 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "pre"), str(fasta), "-o", str(tmp_path / "x.csv")]) == 1
+    assert "no prediction head" in capsys.readouterr().err
     # fine-tune: the encoder settings and tokenizer come from the pretrained run, the head from this recipe
     ft = _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide", "head_layers": 2})
     params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]

@@ -159,8 +159,8 @@ def evaluate(
     with tempfile.TemporaryDirectory() as tmp:
         d = run.config.data
         shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
-                          iupac=d.iupac)
-        if shard.meta["labels"] != run.info["labels"]:
+                          iupac=d.iupac, require_labels=run.task.needs_labels)
+        if run.task.needs_labels and shard.meta["labels"] != run.info["labels"]:
             raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}",
                              path=str(data))
         run.task.check_labels(shard.meta, str(data))

@@ -95,6 +95,9 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
     (transformer runs), one layer's attention weights of every record go to that .npz file too
     (kept in memory until the end: about heads x T^2 x 2 bytes per record).
     """
+    if run.task.kind == "mlm":
+        raise HelixError("a pretraining run has no prediction head: fine-tune it first with "
+                         "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
     n = 0
     path = str(input_path)
     writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None
