@@ -53,3 +53,21 @@ def test_region_errors_name_the_problem(genome):
     with pytest.raises(HelixError, match="without N"):
         GenomeWindows(shard, 150, parse_regions(["chr1.1:1000-1300"], shard, "cfg"), n=10, seed=0)
     assert parse_regions(["chr2"], shard, "cfg")[0].end == 800
+
+
+def test_pretraining_refuses_valid_windows_from_the_training_bases(genome, tmp_path):
+    from helixlab.config import config_from_dict
+    from helixlab.engine import fit
+
+    fasta = str(tmp_path / "g.fa.gz")
+    values = {"data": {"train": fasta, "valid": fasta, "window": 50, "samples": {"train": 64, "valid": 16}},
+              "model": {"name": "bert", "params": {"tokenizer": "nucleotide", "size": "tiny", "hidden": 16,
+                                                   "heads": 2, "intermediate": 32}},
+              "task": {"kind": "mlm"}, "train": {"epochs": 1, "batch_size": 16, "progress": False}}
+    with pytest.raises(HelixError, match="give data.regions for train and valid"):
+        fit(config_from_dict(values, "t"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    values["data"]["regions"] = {"train": ["chr1.1:0-4000"], "valid": ["chr1.1:4000-5000"]}
+    res = fit(config_from_dict(values, "t"), tmp_path / "run")
+    assert res["splits"]["valid"]["masked_tokens"] > 0
+    assert not (tmp_path / "run" / "data" / "valid").exists()  # the file was prepared once, for both splits

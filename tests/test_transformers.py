@@ -31,7 +31,7 @@ def random_seqs(n: int, length: int, seed: int, n_rate: float = 0.05) -> list[st
 @pytest.mark.parametrize("kind,k", [("nucleotide", 1), ("kmer", 3), ("kmer", 4), ("kmer", 5), ("kmer", 6),
                                     ("window", 3)])
 def test_fixed_tokenizers_round_trip_sequences_with_n(tmp_path, kind, k):
-    seqs = random_seqs(20, 30, seed=k)
+    seqs = [s[:-1] + "A" for s in random_seqs(20, 30, seed=k)]  # N inside; trailing N would be padding
     tok = Tokenizer.create(kind, k)
     ids, attention = tok.encode_strings(seqs)
     assert ids.dtype == torch.long and bool(attention.all())
@@ -54,6 +54,19 @@ def test_fixed_tokenizers_round_trip_sequences_with_n(tmp_path, kind, k):
     tok.save(tmp_path / "tok.json")
     again = Tokenizer.load(tmp_path / "tok.json")
     assert again.vocab == tok.vocab and torch.equal(again.encode_strings(seqs)[0], ids)
+
+
+@pytest.mark.parametrize("kind", ["nucleotide", "kmer", "window", "subword"])
+def test_trailing_n_is_padding_so_a_sequence_tokenizes_alike_alone_and_in_a_batch(kind):
+    tok = Tokenizer.train_subword(random_seqs(100, 50, seed=1, n_rate=0), 40) if kind == "subword" \
+        else Tokenizer.create(kind, 3)
+    short, long_ = "ACGTTGCAAGGTCA", "TTGACGTACGATCGATCGGATCCATGCATGAC"
+    alone, _ = tok.encode_strings([short])
+    batch, attention = tok.encode_strings([short + "N" * (len(long_) - len(short)), long_])
+    n = alone.shape[1]
+    assert torch.equal(batch[0, :n], alone[0]) and (batch[0, n:] == tok.pad_id).all()
+    assert attention[0].sum() == n and attention[1].all()
+    assert tok.decode(batch[:1]) == tok.decode(alone)
 
 
 def test_kmer_tokens_for_n_and_vocabulary_layout():
@@ -239,6 +252,11 @@ def test_pretrain_refuses_non_token_models_and_train_refuses_mlm_recipes(tmp_pat
     (tmp_path / "m.json").write_text(json.dumps(_pretrain_config(tmp_path / "x.fa", tmp_path / "x.fa")))
     assert main(["train", str(tmp_path / "m.json")]) == 1
     assert "use `helixlab pretrain`" in capsys.readouterr().err
+    fasta = tmp_path / "u.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, (s, _) in enumerate(motif_rows(40, 40, seed=5))))
+    (tmp_path / "a.json").write_text(json.dumps(_pretrain_config(fasta, fasta)))
+    assert main(["pretrain", str(tmp_path / "a.json"), "--set", "train.monitor=auroc", "-o", str(tmp_path / "r")]) == 1
+    assert "not a metric of a mlm task" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def _hf_checkpoint(path: Path, k: int = 3) -> tuple[list[str], object]:
@@ -310,3 +328,29 @@ def test_init_from_names_what_it_cannot_use(tmp_path, motif_data):
 
     with pytest.raises(HelixError, match="has shape"):
         load_init(model, tmp_path / "ck")
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_pretrained_weights(tmp_path, motif_data,
+                                                                                       monkeypatch):
+    from helixlab import checkpoint
+    from helixlab.pretrained import source_kind
+
+    _hf_checkpoint(tmp_path / "ck")
+    cfg = config_from_dict({"data": {k: str(v) for k, v in motif_data.items()},
+                            "model": {"name": "bert", "params": {"head_layers": 1}}, "task": {"kind": "binary"},
+                            "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3, "progress": False, "threads": 1}}, "t")
+    straight = fit(cfg, tmp_path / "a", init_from=str(tmp_path / "ck"))
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill -9 before anything was saved
+
+    monkeypatch.setattr(checkpoint, "save_training_state", die)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "b", init_from=str(tmp_path / "ck"))
+    monkeypatch.undo()
+    assert not (tmp_path / "b" / "checkpoints" / "last.safetensors").exists()
+    resumed = fit(cfg, tmp_path / "b", resume=True)  # the source is in the recorded config
+    assert resumed["splits"] == straight["splits"]
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["init_from"] == str(tmp_path / "ck")
+    # a checkpoint file inside a run counts as that run (its tokenizer and encoder settings are adopted)
+    assert source_kind(tmp_path / "a" / "checkpoints" / "best.safetensors") == "run"

@@ -66,7 +66,9 @@ class ModelSection:
 class TrainConfig:
     """schedule: 'cosine' (linear warm-up then cosine) | 'onecycle' | 'constant'.
     patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
-    checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only)."""
+    checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
+    init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
+    Face BERT directory or a .safetensors file."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -86,6 +88,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     eval_batch_size: int = 512
     progress: bool = True
+    init_from: str | None = None
 
 
 @dataclass

@@ -143,6 +143,11 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
     d = cfg.data
     cache = run_dir / "data" / split
     if d.window:  # windows sampled from long records (a genome), prepared once as one flat array
+        if split != "train" and files == _files(cfg, "train"):
+            if split not in d.regions or "train" not in d.regions:
+                raise HelixError(f"data.{split} is the training file: give data.regions for train and {split} "
+                                 "so their windows come from different parts of it", record="data.regions")
+            cache = run_dir / "data" / "train"  # the same file is prepared once
         if not (len(files) == 1 and Path(files[0]).is_dir()) and not (cache / "meta.json").exists():
             prepare(files, cache, fmt=d.format, length="variable", iupac="n", unique_ids=False,
                     overwrite=cache.exists(), progress=progress and rank == 0)
@@ -167,11 +172,11 @@ class Setup:
     info: dict[str, Any]
 
 
-def _prepare_model(cfg: RunConfig, rd: Path, train: Shard | GenomeWindows, init_from: str | None) -> RunConfig:
+def _prepare_model(cfg: RunConfig, rd: Path, train: Shard | GenomeWindows) -> RunConfig:
     """Adopt a pretrained encoder's settings, let the model save its files (tokenizer) in the run,
-    and record the resolved config."""
-    if init_from:
-        cfg = adopt(cfg, init_from, rd)
+    and record the resolved config. Idempotent: a run killed before its first checkpoint redoes it."""
+    if cfg.train.init_from:
+        cfg = adopt(cfg, expand_path(cfg.train.init_from), rd)
 
     def sequences(limit: int = 50_000) -> Iterator[str]:
         rows = np.random.default_rng(0).permutation(len(train))[:limit]
@@ -184,8 +189,7 @@ def _prepare_model(cfg: RunConfig, rd: Path, train: Shard | GenomeWindows, init_
     return cfg
 
 
-def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: int, world: int,
-           device: torch.device) -> Setup:
+def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device: torch.device) -> Setup:
     """Open (preparing if needed) the data, check labels, build model and optimizer, load resume state."""
     t = cfg.train
     # Rank 0 prepares raw files once; the others open what it wrote.
@@ -211,22 +215,27 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, init_from: str | None, rank: 
     lengths = {sh.length for sh in shards.values() if sh is not None}
     seq_len = lengths.pop() if len(lengths) == 1 else None
     monitor = t.monitor or task.default_monitor
+    if monitor not in task.metric_names:
+        raise HelixError(f"train.monitor {monitor!r} is not a metric of a {task.kind} task; choose from "
+                         f"{sorted(task.metric_names)}", record="train.monitor")
 
-    if not resume:  # fix what the model keeps beside the run (a tokenizer), once, on rank 0
+    fresh = not (resume and (rd / runs.LAST).exists())  # no checkpoint yet: (re)start from the beginning
+    if fresh:  # fix what the model keeps beside the run (a tokenizer), on rank 0
         if rank == 0:
-            cfg = _prepare_model(cfg, rd, train, init_from)
+            cfg = _prepare_model(cfg, rd, train)
         if world > 1:
             dist.barrier()
             cfg = runs.read_config(rd)
     torch.manual_seed(t.seed)
     model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs, run_dir=rd)
-    init = load_init(model, init_from) if init_from and not resume else None
+    init_from = expand_path(t.init_from) if t.init_from else None
+    init = load_init(model, init_from) if init_from and fresh else None
     model.to(device)
     info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
             "monitor": monitor, "data": {s: sh.meta for s, sh in shards.items() if sh is not None},
             "init_from": {"source": str(init_from), **init} if init else None,
             "environment": runs.environment(), "world_size": world}
-    if rank == 0 and not resume:
+    if rank == 0 and fresh:
         runs.write_json(rd / runs.INFO, info)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -250,12 +259,15 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
         init_from: str | None = None) -> dict[str, Any]:
     """Train per `cfg` into `run_dir` (or continue it with resume=True); return the final results.
 
-    Under torchrun (WORLD_SIZE > 1) this is DDP training: gloo on the CPU, NCCL on GPUs.
+    `init_from` sets `train.init_from` (pretrained weights). Under torchrun (WORLD_SIZE > 1) this is
+    DDP training: gloo on the CPU, NCCL on GPUs.
     """
     rd = Path(run_dir)
     rank, world = dist_info()
     if resume:
         cfg = runs.read_config(rd)  # a resumed run follows its own recorded config
+    elif init_from:
+        cfg = replace(cfg, train=replace(cfg.train, init_from=str(init_from)))
     device = resolve_device(cfg.train.device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -273,7 +285,7 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
     if world > 1:
         dist.barrier()
     try:
-        setup = _setup(cfg, rd, resume, init_from, rank, world, device)
+        setup = _setup(cfg, rd, resume, rank, world, device)
     except BaseException:
         if not resume and rank == 0:
             shutil.rmtree(rd, ignore_errors=True)  # nothing was trained: leave nothing behind
@@ -319,7 +331,8 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
             for group in optimizer.param_groups:
                 group["lr"] = t.lr * lr_factor(state["step"], total_steps, t.schedule, t.warmup_frac)
             with autocast(device, t.amp):
-                loss, _ = task.step(net, x, y, key=(t.seed, epoch, b))
+                key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
+                loss, _ = task.step(net, x, y, key=key)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.clip_grad:

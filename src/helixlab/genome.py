@@ -67,6 +67,8 @@ class GenomeWindows:
         offsets = shard.offsets if shard.offsets is not None else np.arange(len(shard) + 1) * shard.length
         spans = [(int(offsets[r.record]) + r.start, r.end - r.start - window + 1) for r in regions]
         spans = [(s, m) for s, m in spans if m > 0]
+        if n < 1:
+            raise HelixError(f"the number of windows must be positive, got {n}", path=str(shard.path))
         if not spans:
             raise HelixError(f"no region is at least {window} bases long", path=str(shard.path))
         flat = shard.seqs.reshape(-1)
@@ -83,7 +85,8 @@ class GenomeWindows:
             which = rng.choice(len(spans), size=k, p=weights / weights.sum())
             base = np.array([s for s, _ in spans])[which]
             cand = base + (rng.random(k) * weights[which]).astype(np.int64)
-            has_n = (flat[cand[:, None] + np.arange(window)] == N_CODE).any(1)
+            has_n = np.concatenate([(flat[c[:, None] + np.arange(window)] == N_CODE).any(1)  # 16 MB at a time
+                                    for c in np.array_split(cand, max(1, k * window // 2**24))])
             good = cand[~has_n][: n - have]
             starts.append(good)
             have += len(good)

@@ -64,12 +64,9 @@ class AttentionWriter:
     def add(self, x: np.ndarray, ids: list[str], batch_size: int) -> None:
         self.model.eval().to(self.device)
         for start in range(0, len(x), batch_size):
-            tok, att = self.model.attentions(torch.as_tensor(x[start : start + batch_size]).to(self.device))
-            n_layers = att.shape[1]
-            if not -n_layers <= self.layer < n_layers:
-                raise HelixError(f"attention layer {self.layer} does not exist; the model has {n_layers} layers")
+            tok, att = self.model.attentions(torch.as_tensor(x[start : start + batch_size]).to(self.device), self.layer)
             self.tokens.append(tok.cpu().numpy().astype(np.int32))
-            self.weights.append(att[:, self.layer].float().cpu().numpy().astype(np.float16))
+            self.weights.append(att.float().cpu().numpy().astype(np.float16))
         self.ids += ids
 
     def save(self, overwrite: bool) -> None:

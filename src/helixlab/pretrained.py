@@ -30,11 +30,17 @@ ENCODER_KEYS = ("tokenizer", "k", "subword_model", "subword_vocab", "vocab", "si
 TASK_HEADS = ("head.", "lm_head.")
 
 
+def _run_of(p: Path) -> Path | None:
+    """The run directory a checkpoint file belongs to (RUN/checkpoints/x.safetensors), if any."""
+    run = p.parent.parent
+    return run if p.parent.name == "checkpoints" and (run / "config.json").exists() else None
+
+
 def source_kind(source: str | Path) -> str:
-    """'run', 'hf' or 'file'; a clear error for anything else."""
+    """'run', 'hf' or 'file'; a clear error for anything else. A checkpoint file inside a run counts as the run."""
     p = Path(source)
     if p.is_file() and p.suffix == ".safetensors":
-        return "file"
+        return "run" if _run_of(p) else "file"
     if p.is_dir() and (p / "config.json").exists():
         config = json.loads((p / "config.json").read_text())
         if "model" in config and "train" in config:
@@ -52,6 +58,7 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
     kind, p = source_kind(source), Path(source)
     if kind == "file":
         return cfg
+    p = _run_of(p) or p
     if cfg.model.name != "bert":
         raise HelixError(f"--init-from a {'run' if kind == 'run' else 'BERT checkpoint'} needs model.name = "
                          f"'bert', not {cfg.model.name!r}", path=str(p))
@@ -71,16 +78,26 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
 
 def _hf_encoder(p: Path, run_dir: Path) -> dict[str, Any]:
     hf = json.loads((p / "config.json").read_text())
-    if (p / "tokenizer.json").exists():
+    unsupported = {key: hf[key] for key, ok in (("hidden_act", "gelu"), ("position_embedding_type", "absolute"),
+                                                 ("type_vocab_size", 2)) if key in hf and hf[key] != ok}
+    if unsupported:
+        raise HelixError(f"BERT settings helixlab's encoder does not reproduce: {unsupported}", path=str(p))
+    kmer_vocab = None
+    if (p / "vocab.txt").exists():  # DNABERT ships k-mers in vocab.txt (and sometimes a WordPiece tokenizer.json)
+        try:
+            kmer_vocab = Tokenizer.from_vocab_file(p / "vocab.txt")
+        except HelixError:
+            kmer_vocab = None
+    if kmer_vocab is not None:
+        tok = kmer_vocab
+    elif (p / "tokenizer.json").exists():
         tj = (p / "tokenizer.json").read_text()
         model = json.loads(tj).get("model", {})
         vocab = [t for t, _ in sorted(model.get("vocab", {}).items(), key=lambda kv: kv[1])] \
             if isinstance(model.get("vocab"), dict) else []
         tok = Tokenizer("subword", vocab, subword_json=tj)
-    elif (p / "vocab.txt").exists():
-        tok = Tokenizer.from_vocab_file(p / "vocab.txt")
     else:
-        raise HelixError("checkpoint has neither vocab.txt nor tokenizer.json", path=str(p))
+        raise HelixError("checkpoint has neither a k-mer vocab.txt nor a tokenizer.json", path=str(p))
     if tok.vocab_size != hf["vocab_size"]:
         raise HelixError(f"vocabulary has {tok.vocab_size} tokens, config.json says {hf['vocab_size']}", path=str(p))
     tok.save(run_dir / TOKENIZER_FILE)
@@ -100,7 +117,8 @@ def _hf_weights(p: Path) -> dict[str, torch.Tensor]:
     for key, value in tensors.items():
         if key.startswith(("embeddings.", "encoder.")):
             key = "bert." + key
-        if key.startswith("bert.") and not key.startswith("bert.pooler."):
+        buffer = key.endswith(("position_ids", "token_type_ids"))  # non-persistent buffers in older checkpoints
+        if key.startswith("bert.") and not key.startswith("bert.pooler.") and not buffer:
             out[key] = value
     return out
 
@@ -109,11 +127,14 @@ def load_init(model: torch.nn.Module, source: str | Path) -> dict[str, int]:
     """Load pretrained weights into `model`; returns counts of loaded and newly initialised tensors."""
     kind, p = source_kind(source), Path(source)
     if kind == "file":
-        ckpt.load_weights(model, p)
+        try:
+            ckpt.load_weights(model, p)
+        except RuntimeError as exc:  # names and shapes that do not fit this model
+            raise HelixError(f"weights do not fit this model: {str(exc).splitlines()[0]}", path=str(p)) from None
         n = len(model.state_dict())
         return {"loaded": n, "initialised": 0}
     if kind == "run":
-        path = p / "checkpoints" / "best.safetensors"
+        path = p if p.is_file() else p / "checkpoints" / "best.safetensors"
         if not path.exists():
             path = p / "checkpoints" / "last.safetensors"
         tensors, _ = ckpt.read(path)

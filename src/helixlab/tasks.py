@@ -36,6 +36,7 @@ class Task:
     kind: str
     default_monitor: str
     needs_labels = True
+    metric_names: frozenset[str] = frozenset(HIGHER_IS_BETTER) - {"mlm_accuracy", "perplexity"}
 
     def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
         self.cfg = cfg
@@ -162,8 +163,8 @@ def mask_tokens(ids: torch.Tensor, *, tokenizer: Any, prob: float, span: int, ge
             chosen[r[0], r[1]] = True
     labels = torch.where(chosen, ids, torch.full_like(ids, -100))
     v = torch.rand(ids.shape, generator=generator, device=ids.device)
-    random_ids = torch.randint(len(tokenizer.special_ids), tokenizer.vocab_size, ids.shape, generator=generator,
-                               device=ids.device)
+    plain = tokenizer.plain_ids.to(ids.device)
+    random_ids = plain[torch.randint(len(plain), ids.shape, generator=generator, device=ids.device)]
     masked = torch.where(chosen & (v < 0.8), torch.full_like(ids, tokenizer.mask_id), ids)
     masked = torch.where(chosen & (v >= 0.8) & (v < 0.9), random_ids, masked)
     return masked, labels
@@ -175,6 +176,7 @@ class MaskedLMTask(Task):
     kind = "mlm"
     default_monitor = "mlm_accuracy"
     needs_labels = False
+    metric_names = frozenset({"mlm_accuracy", "perplexity", "loss"})
 
     @property
     def n_outputs(self) -> int:
@@ -191,7 +193,8 @@ class MaskedLMTask(Task):
                                      span=self.cfg.mask_span or tokenizer.mask_span, generator=gen)
         logits = net(masked, attention, labels).float()
         target = labels[labels != -100]
-        loss = F.cross_entropy(logits, target)
+        # a batch of nothing but special tokens (e.g. all-N records) has no target: zero loss, no NaN
+        loss = F.cross_entropy(logits, target) if len(target) else logits.sum() * 0.0
         pred = logits.detach().argmax(-1).cpu().numpy()
         return loss, (pred, target.cpu().numpy(), float(loss.detach()) * len(target))
 

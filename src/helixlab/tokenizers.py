@@ -74,6 +74,7 @@ class Tokenizer:
         self.index = {tok: i for i, tok in enumerate(self.vocab)}
         self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (self.index[s] for s in SPECIALS)
         self.special_ids = torch.tensor([self.index[s] for s in SPECIALS])
+        self.plain_ids = torch.tensor([i for i, t in enumerate(self.vocab) if t not in SPECIALS])
         self._subword: Any = None
         self.subword_json = subword_json
         if kind == "subword":
@@ -192,16 +193,30 @@ class Tokenizer:
         return length + 2
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (N, L) uint8 -> (ids (N, T) int64, attention mask (N, T) int64), on x's device."""
+        """x: (N, L) uint8 -> (ids (N, T) int64, attention mask (N, T) int64), on x's device.
+
+        Trailing N are padding (how variable-length batches arrive): they become [PAD] after [SEP],
+        with attention 0. `window` tokens drop the last L % k bases."""
         n = x.shape[0]
         if self.kind == "subword":
-            encodings = self._subword.encode_batch_fast(codes_to_strings(x.cpu().numpy()))
+            strings = [s.rstrip("N") for s in codes_to_strings(x.cpu().numpy())]
+            encodings = self._subword.encode_batch_fast(strings)
             ids = torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(n, -1).to(x.device)
-        else:
-            body = self._lut.to(x.device)[kmer_ids(x, self.k, self.k if self.kind == "window" else 1)]
-            cls = torch.full((n, 1), self.cls_id, dtype=torch.long, device=x.device)
-            sep = torch.full((n, 1), self.sep_id, dtype=torch.long, device=x.device)
-            ids = torch.cat([cls, body, sep], 1)
+            return ids, (ids != self.pad_id).long()
+        if x.shape[1] < self.k:
+            raise HelixError(f"sequences of {x.shape[1]} bases are shorter than one {self.k}-base token")
+        stride = self.k if self.kind == "window" else 1
+        body = self._lut.to(x.device)[kmer_ids(x, self.k, stride)]  # (N, W)
+        real = x != 4
+        length = torch.where(real.any(1), x.shape[1] - real.flip(1).long().argmax(1), 0)
+        n_tok = ((length - self.k) // stride + 1).clamp(min=0)  # tokens of the bases before the padding
+        width = body.shape[1]
+        keep = torch.arange(width, device=x.device) < n_tok[:, None]
+        ids = torch.full((n, width + 2), self.pad_id, dtype=torch.long, device=x.device)
+        ids[:, 0] = self.cls_id
+        ids[:, 1 : width + 1] = torch.where(keep, body, self.pad_id)
+        ids[torch.arange(n, device=x.device), n_tok + 1] = self.sep_id
+        ids = ids[:, : int(n_tok.max()) + 2] if n else ids
         return ids, (ids != self.pad_id).long()
 
     def tokens(self, ids: torch.Tensor) -> list[list[str]]:

@@ -105,6 +105,8 @@ class Bert(SequenceModel):
         if hidden % heads:
             raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
         fixed = self.tokenizer.kind != "subword"
+        if seq_len is not None and fixed and seq_len < self.tokenizer.k:
+            raise ValueError(f"sequences of {seq_len} bp are shorter than one {self.tokenizer.k}-base token")
         if seq_len is not None and fixed and self.tokenizer.n_tokens(seq_len) > cfg.max_tokens:
             raise ValueError(f"{seq_len} bp make {self.tokenizer.n_tokens(seq_len)} tokens, more than "
                              f"max_tokens={cfg.max_tokens}")
@@ -167,12 +169,15 @@ class Bert(SequenceModel):
         return self.head(self.head_dropout(self.features(x)))
 
     @torch.no_grad()
-    def attentions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention weights of every layer: (token ids (N, T), weights (N, layers, heads, T, T))."""
+    def attentions(self, x: torch.Tensor, layer: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention weights of one layer: (token ids (N, T), weights (N, heads, T, T))."""
+        n_layers = self.hf_config.num_hidden_layers
+        if not -n_layers <= layer < n_layers:
+            raise HelixError(f"attention layer {layer} does not exist; the model has {n_layers} layers")
         ids, attention = self.tokenizer.encode(x)
         self.bert.set_attn_implementation("eager")  # SDPA does not return the weights
         try:
             out = self.encode(ids, attention, output_attentions=True)
         finally:
             self.bert.set_attn_implementation("sdpa")
-        return ids, torch.stack(out.attentions, 1)
+        return ids, out.attentions[layer]
