@@ -241,6 +241,8 @@ def test_pretraining_on_a_table_is_deterministic_and_resumes_exactly(tmp_path, m
     hist = [[json.loads(x)["valid_token_loss"] for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
             for r in ("a", "c")]
     assert hist[0] == hist[1]
+    trace = [(tmp_path / r / "trace.jsonl").read_text() for r in ("a", "c")]
+    assert trace[0] == trace[1] and len(trace[0].splitlines()) == 12  # 6 steps per epoch: a point per step
 
 
 def test_pretrain_refuses_non_token_models_and_train_refuses_mlm_recipes(tmp_path, capsys):

@@ -243,7 +243,7 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device
                                    {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_n": 0, "best": None,
                              "best_epoch": None, "bad_epochs": 0, "done": False, "history": [],
-                             "train_seconds": 0.0, "seqs_seen": 0}
+                             "train_seconds": 0.0, "seqs_seen": 0, "trace": [], "win_sum": 0.0, "win_n": 0}
     if resume and (rd / runs.LAST).exists():
         rngs, state = ckpt.load_training_state(rd / runs.LAST, model, optimizer)
         if len(rngs) != world:
@@ -341,6 +341,7 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
             state["loss_sum"] += float(loss.detach())
             state["loss_n"] += 1
             state["batch"], state["step"] = b + 1, state["step"] + 1
+            _trace(state, float(loss.detach()), steps_per_epoch)
             seen += len(idx) * world
             bar.update(1)
             if bar.n % 10 == 0:
@@ -375,12 +376,24 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
         state["done"] = bool(t.patience and state["bad_epochs"] >= t.patience)
         save_last()
         if rank == 0:
-            _write_history(rd, state["history"])
+            _write_jsonl(rd / runs.METRICS, state["history"])
+            _write_jsonl(rd / runs.TRACE, state.get("trace", []))
 
 
-def _write_history(rd: Path, history: list[dict[str, Any]]) -> None:
-    with atomic_path(rd / runs.METRICS) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+def _trace(state: dict[str, Any], loss: float, steps_per_epoch: int) -> None:
+    """About 20 points per epoch of the training loss (mean over the steps since the last point),
+    for learning curves of runs that last an epoch or two. Kept in the checkpointed state."""
+    state["win_sum"] = state.get("win_sum", 0.0) + loss
+    state["win_n"] = state.get("win_n", 0) + 1
+    if state["win_n"] >= max(1, steps_per_epoch // 20):
+        state.setdefault("trace", []).append({"step": state["step"], "epoch": round(state["step"] / steps_per_epoch, 4),
+                                              "train_loss": state["win_sum"] / state["win_n"]})
+        state["win_sum"], state["win_n"] = 0.0, 0
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def finish(rd: Path, setup: Setup, device: torch.device) -> dict[str, Any]:
@@ -407,5 +420,5 @@ def finish(rd: Path, setup: Setup, device: torch.device) -> dict[str, Any]:
         results["splits"][split] = metrics
         accumulators[split] = acc
     runs.write_json(rd / runs.RESULTS, results)
-    write_report(rd, cfg, setup.info, results, state["history"], accumulators, task)
+    write_report(rd, cfg, setup.info, results, state["history"], accumulators, task, trace=state.get("trace"))
     return results

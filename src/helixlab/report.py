@@ -21,11 +21,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
+def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path,
+                         trace: list[dict[str, Any]] | None = None) -> None:
+    """Loss (training loss along the epochs from `trace` if given, else per epoch) and the monitor."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    if trace:
+        axes[0].plot([r["epoch"] for r in trace], [r["train_loss"] for r in trace], "-", label="train")
+    else:
+        axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     if history and "valid_loss" in history[0]:
         axes[0].plot(epochs, [r["valid_loss"] for r in history], "o-", label="valid")
     axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
@@ -79,7 +84,8 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[str, Any],
-                 history: list[dict[str, Any]], accumulators: dict[str, Any], task: Task) -> Path:
+                 history: list[dict[str, Any]], accumulators: dict[str, Any], task: Task,
+                 trace: list[dict[str, Any]] | None = None) -> Path:
     """Write plots/*.png and report.md into the run directory; return the report path."""
     import json
 
@@ -87,7 +93,7 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
     plots.mkdir(exist_ok=True)
     made: list[tuple[str, str]] = []
     if history:
-        plot_learning_curves(history, results["monitor"], plots / "learning_curves.png")
+        plot_learning_curves(history, results["monitor"], plots / "learning_curves.png", trace)
         made.append(("Learning curves", "plots/learning_curves.png"))
     for split, acc in accumulators.items():
         if task.kind == "binary":
@@ -114,7 +120,8 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
     for title, rel in made:
         lines += [f"### {title}", "", f"![{title}]({rel})", ""]
     lines += ["## Files", "", "- `config.json` resolved configuration; `run.json` data checksums and environment",
-              "- `metrics.jsonl` per-epoch metrics; `results.json` final metrics",
+              "- `metrics.jsonl` per-epoch metrics; `trace.jsonl` training loss along the epochs; "
+              "`results.json` final metrics",
               "- `checkpoints/best.safetensors` best weights; `checkpoints/last.safetensors` resumable state",
               *(["- `tokenizer.json` the token vocabulary the model reads"]
                 if (rd / "tokenizer.json").exists() else []),

@@ -2,7 +2,7 @@
 
   config.json            resolved RunConfig, written before the first step
   run.json               what the model needs to be rebuilt (input length, outputs, labels) + provenance
-  metrics.jsonl          one record per finished epoch
+  metrics.jsonl          one record per finished epoch;  trace.jsonl  training loss ~20 times per epoch
   checkpoints/last.safetensors   resumable state;  checkpoints/best.safetensors  best weights
   results.json, plots/*.png, report.md    written when training finishes
 """
@@ -30,6 +30,7 @@ from helixlab.tasks import Task, TaskConfig, make_task
 CONFIG = "config.json"
 INFO = "run.json"
 METRICS = "metrics.jsonl"
+TRACE = "trace.jsonl"
 RESULTS = "results.json"
 LAST = Path("checkpoints/last.safetensors")
 BEST = Path("checkpoints/best.safetensors")
