@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter promoter-data clean
+.PHONY: install demo test bench-promoter bench-transformer promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ data/prom_300_all_train.csv: $(STAMP)
 
 bench-promoter: $(STAMP)
 	$(PY) benchmarks/promoter.py
+
+bench-transformer: $(STAMP)
+	$(PY) benchmarks/transformer.py
 
 clean:
 	rm -rf demo_out runs .pytest_cache
