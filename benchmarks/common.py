@@ -81,3 +81,13 @@ def fit_and_record(recipe: Path, overrides: list[str], run_dir: Path, out_json: 
     append_record(out_json, record)
     print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)
     return record
+
+
+def run_script(main: Callable[[], None], write_summary: Callable[[], None]) -> None:
+    """A benchmark's entry point: `--summary` only rewrites the markdown from the JSON records."""
+    import sys
+
+    if sys.argv[1:] == ["--summary"]:
+        write_summary()
+    else:
+        main()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, fit_and_record, load_records, summary_table  # noqa: E402
+from common import RESULTS, fit_and_record, load_records, run_script, summary_table  # noqa: E402
 
 from helixlab.config import data_root  # noqa: E402
 from helixlab.runs import environment  # noqa: E402
@@ -124,7 +124,4 @@ def write_summary() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--summary"]:
-        write_summary()
-    else:
-        main()
+    run_script(main, write_summary)
