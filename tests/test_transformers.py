@@ -356,3 +356,16 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_pretrained_we
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["init_from"] == str(tmp_path / "ck")
     # a checkpoint file inside a run counts as that run (its tokenizer and encoder settings are adopted)
     assert source_kind(tmp_path / "a" / "checkpoints" / "best.safetensors") == "run"
+
+
+def test_sequences_too_long_for_the_encoder_are_refused_before_training(tmp_path):
+    rows = [(s, i % 2) for i, s in enumerate(random_seqs(40, 30, seed=1, n_rate=0) + random_seqs(40, 60, seed=2,
+                                                                                                n_rate=0))]
+    train = write_csv(tmp_path / "train.csv", rows)
+    cfg = config_from_dict({"data": {"train": str(train)},
+                            "model": {"name": "bert", "params": {"tokenizer": "nucleotide", **TINY,
+                                                                 "max_tokens": 40}},
+                            "train": {"epochs": 1, "progress": False}}, "t")
+    with pytest.raises(HelixError, match="up to 60 bp make 62 tokens, more than max_tokens=40"):
+        fit(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -228,6 +228,11 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device
             cfg = runs.read_config(rd)
     torch.manual_seed(t.seed)
     model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs, run_dir=rd)
+    longest = max(int(sh.meta["max_length"]) for sh in shards.values() if sh is not None)
+    try:
+        model.check_length(longest)
+    except ValueError as exc:
+        raise HelixError(str(exc), path=_source(cfg, "train"), record="model.params.max_tokens") from None
     init_from = expand_path(t.init_from) if t.init_from else None
     init = load_init(model, init_from) if init_from and fresh else None
     model.to(device)

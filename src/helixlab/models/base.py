@@ -30,6 +30,9 @@ class SequenceModel(nn.Module):
         (e.g. a tokenizer trained on `sequences()`) and return the params to record. Default: as is."""
         return params
 
+    def check_length(self, max_length: int) -> None:
+        """Raise ValueError if sequences of up to `max_length` bases cannot be read (before training)."""
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, L) uint8 -> (N, feature_dim)."""
         raise NotImplementedError

@@ -143,6 +143,11 @@ class Bert(SequenceModel):
         tok.save(run_dir / TOKENIZER_FILE)
         return {**params, "vocab": TOKENIZER_FILE, "tokenizer": tok.kind, "k": tok.k}
 
+    def check_length(self, max_length: int) -> None:
+        if self.tokenizer.kind != "subword" and self.tokenizer.n_tokens(max_length) > self.cfg.max_tokens:
+            raise ValueError(f"sequences of up to {max_length} bp make {self.tokenizer.n_tokens(max_length)} "
+                             f"tokens, more than max_tokens={self.cfg.max_tokens}")
+
     def encode(self, ids: torch.Tensor, attention: torch.Tensor, *, output_attentions: bool = False) -> Any:
         if ids.shape[1] > self.cfg.max_tokens:
             raise HelixError(f"input has {ids.shape[1]} tokens, more than the model's max_tokens={self.cfg.max_tokens}")
