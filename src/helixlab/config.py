@@ -19,6 +19,7 @@ from helixlab.errors import HelixError
 from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig
 
 DATA_ENV = "HELIXLAB_DATA"
+DEFAULT_SAMPLES = {"train": 100_000, "valid": 5_000, "test": 5_000}  # genome windows per split (data.samples)
 
 
 def data_root() -> Path:
@@ -53,7 +54,7 @@ class DataConfig:
     iupac: str = "error"
     window: int = 0
     regions: dict[str, list[str]] = field(default_factory=dict)
-    samples: dict[str, int] = field(default_factory=lambda: {"train": 100_000, "valid": 5_000, "test": 5_000})
+    samples: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SAMPLES))
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from helixlab import checkpoint as ckpt
 from helixlab import runs
-from helixlab.config import RunConfig, expand_path
+from helixlab.config import DEFAULT_SAMPLES, RunConfig, expand_path
 from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch, open_data, rc_augment, train_batches
 from helixlab.errors import HelixError
 from helixlab.io import atomic_path
@@ -81,6 +81,9 @@ def model_outputs(model: torch.nn.Module, x: torch.Tensor, *, rc_average: bool =
     return out
 
 
+EVAL_KEY = (20_240_101, 2**31 - 1)  # evaluation masks (MLM) are the same in every epoch and every run
+
+
 def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_size: int = 512,
                    device: torch.device | str = "cpu", rc_average: bool = False, amp: bool = True,
                    progress: bool = False) -> tuple[dict[str, float], Any]:
@@ -95,16 +98,13 @@ def evaluate_shard(model: torch.nn.Module, shard: Shard, task: Task, *, batch_si
         bar.update(1)
         x, y = load_batch(shard, idx)
         with torch.no_grad(), autocast(device, amp):
-            loss, pred = task.step(model, x.to(device), y, key=EVAL_KEY + (b,), rc_average=rc_average)
+            loss, out = task.step(model, x.to(device), y, key=EVAL_KEY + (b,), rc_average=rc_average)
+            acc.update(task.predictions(out, loss), y)
         loss_sum += float(loss) * len(idx)
         n += len(idx)
-        acc.update(pred, y)
     bar.close()
     model.train(was_training)
     return {"loss": loss_sum / max(n, 1), **acc.compute()}, acc
-
-
-EVAL_KEY = (20_240_101, 2**31 - 1)  # evaluation masks (MLM) are the same in every epoch and every run
 
 
 def _is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -131,9 +131,6 @@ def _files(cfg: RunConfig, split: str) -> list[str]:
 def _source(cfg: RunConfig, split: str) -> str:
     """The configured path(s) of a split, for messages."""
     return ", ".join(_files(cfg, split))
-
-
-DEFAULT_SAMPLES = {"train": 100_000, "valid": 5_000, "test": 5_000}
 
 
 def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | GenomeWindows | None:
@@ -343,10 +340,11 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
             if t.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
             optimizer.step()
-            state["loss_sum"] += float(loss.detach())
+            loss_value = float(loss.detach())
+            state["loss_sum"] += loss_value
             state["loss_n"] += 1
             state["batch"], state["step"] = b + 1, state["step"] + 1
-            _trace(state, float(loss.detach()), steps_per_epoch)
+            _trace(state, loss_value, steps_per_epoch)
             seen += len(idx) * world
             bar.update(1)
             if bar.n % 10 == 0:

@@ -29,14 +29,20 @@ class Region:
     end: int
 
 
+def record_offsets(shard: Shard) -> np.ndarray:
+    """Where each record starts in the flat base array, plus the end (n + 1 values), for either layout."""
+    return shard.offsets if shard.offsets is not None else np.arange(len(shard) + 1) * shard.length
+
+
 def parse_regions(specs: list[str], shard: Shard, source: str) -> list[Region]:
     """'chrX:0-50000000' (0-based half-open) or 'chrX' (whole record) -> Regions of the shard."""
     names = shard.ids()
     index = {name.split()[0]: i for i, name in enumerate(names)}
     for i, name in enumerate(names):  # also the accession inside NCBI ids: gi|110640213|ref|NC_008253.1|
         for part in name.split()[0].split("|"):
-            index.setdefault(part, i) if part else None
-    lengths = np.diff(shard.offsets) if shard.offsets is not None else np.full(len(shard), shard.length)
+            if part:
+                index.setdefault(part, i)
+    lengths = np.diff(record_offsets(shard))
     regions = []
     for spec in specs:
         m = _REGION.match(spec.strip())
@@ -64,7 +70,7 @@ class GenomeWindows:
         if window < 1:
             raise HelixError(f"window length must be positive, got {window}", path=str(shard.path))
         self.shard, self.length, self.path = shard, window, shard.path
-        offsets = shard.offsets if shard.offsets is not None else np.arange(len(shard) + 1) * shard.length
+        offsets = record_offsets(shard)
         spans = [(int(offsets[r.record]) + r.start, r.end - r.start - window + 1) for r in regions]
         spans = [(s, m) for s, m in spans if m > 0]
         if n < 1:
@@ -72,6 +78,7 @@ class GenomeWindows:
         if not spans:
             raise HelixError(f"no region is at least {window} bases long", path=str(shard.path))
         flat = shard.seqs.reshape(-1)
+        firsts = np.array([s for s, _ in spans])
         weights = np.array([m for _, m in spans], dtype=np.float64)
         rng = np.random.default_rng([seed, window, n])
         starts: list[np.ndarray] = []
@@ -83,8 +90,7 @@ class GenomeWindows:
                                  path=str(shard.path))
             k = int((n - have) * 1.3) + 16
             which = rng.choice(len(spans), size=k, p=weights / weights.sum())
-            base = np.array([s for s, _ in spans])[which]
-            cand = base + (rng.random(k) * weights[which]).astype(np.int64)
+            cand = firsts[which] + (rng.random(k) * weights[which]).astype(np.int64)
             has_n = np.concatenate([(flat[c[:, None] + np.arange(window)] == N_CODE).any(1)  # 16 MB at a time
                                     for c in np.array_split(cand, max(1, k * window // 2**24))])
             good = cand[~has_n][: n - have]

@@ -44,13 +44,16 @@ class Task:
 
     def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
              rc_average: bool = False) -> tuple[torch.Tensor, Any]:
-        """One batch: (loss, predictions for `metrics().update`). `key` (seed, epoch, batch) seeds any
+        """One batch: (loss, outputs for `predictions`). `key` (seed, epoch, batch) seeds any
         randomness the task itself adds; rc_average (evaluation only) averages both strands."""
         from helixlab.engine import model_outputs
 
         out = model_outputs(net, x, rc_average=True) if rc_average else net(x)
-        loss = self.loss(out, self.target(y).to(out.device))
-        return loss, self.activate(out.detach()).cpu().numpy()
+        return self.loss(out, self.target(y).to(out.device)), out
+
+    def predictions(self, out: Any, loss: torch.Tensor) -> Any:
+        """What `metrics().update` takes, from `step`'s outputs (evaluation only, never on the training path)."""
+        return self.activate(out.detach()).cpu().numpy()
 
     @property
     def n_outputs(self) -> int:
@@ -195,8 +198,11 @@ class MaskedLMTask(Task):
         target = labels[labels != -100]
         # a batch of nothing but special tokens (e.g. all-N records) has no target: zero loss, no NaN
         loss = F.cross_entropy(logits, target) if len(target) else logits.sum() * 0.0
-        pred = logits.detach().argmax(-1).cpu().numpy()
-        return loss, (pred, target.cpu().numpy(), float(loss.detach()) * len(target))
+        return loss, (logits, target)
+
+    def predictions(self, out: Any, loss: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+        logits, target = out
+        return logits.detach().argmax(-1).cpu().numpy(), target.cpu().numpy(), float(loss.detach()) * len(target)
 
     def metrics(self) -> MaskedLMMetrics:
         return MaskedLMMetrics()
