@@ -75,12 +75,16 @@ def decode(codes: np.ndarray | torch.Tensor) -> str:
 
 
 def pad_batch(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int | None = None) -> np.ndarray:
-    """Records of a flat code array (flat[start:start+length]) as (n, width) uint8, right-padded with N."""
-    width = int(width if width is not None else lengths.max())
-    out = np.full((len(starts), width), N_CODE, dtype=np.uint8)
-    for k, (s, n) in enumerate(zip(starts.tolist(), np.minimum(lengths, width).tolist())):
-        out[k, :n] = flat[s : s + n]
-    return out
+    """Records of a flat code array (flat[start:start+length]) as (n, width) uint8, right-padded with N
+    (longer records are cut at `width`). Vectorised: one gather, no per-record Python."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(width if width is not None else (lengths.max() if len(lengths) else 0))
+    cols = np.arange(width, dtype=np.int64)
+    valid = cols[None, :] < lengths[:, None]
+    if len(flat) == 0:
+        return np.full((len(starts), width), N_CODE, dtype=np.uint8)
+    idx = np.minimum(np.asarray(starts, dtype=np.int64)[:, None] + cols[None, :], len(flat) - 1)
+    return np.where(valid, np.asarray(flat)[idx], np.uint8(N_CODE)).astype(np.uint8, copy=False)
 
 
 def reverse_complement(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -138,6 +138,39 @@ def pretrain(config: RecipeArg = None, set_: SetOpt = None, out: OutOpt = None, 
     _run_training(config, set_, out, resume, None, pretrain=True)
 
 
+@app.command("dream-score")
+def dream_score(
+    source: Annotated[Path, typer.Argument(help="a trained run directory, or a predictions CSV (id = test idx, "
+                                                "prediction) from `helixlab predict`")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="the DREAM 2022 data directory "
+                                                          "[default: $HELIXLAB_DATA/dream2022_yeast]")] = None,
+    rows: Annotated[str, typer.Option(help="private (the official score: public-leaderboard rows left out), all, "
+                                           "dev-test or dev-valid")] = "private",
+    snv: Annotated[str, typer.Option(help="SNV pairs: hamming1 (all test pairs 1 base apart) or public")] = "hamming1",
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the score as JSON")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """The official DREAM 2022 weighted Pearson and Spearman scores on the MAUDE test set, with every part."""
+    from helixlab.config import data_root
+    from helixlab.dream import DreamTest, format_score, predict_test, read_predictions
+    from helixlab.engine import resolve_device
+    from helixlab.runs import load_run, write_json
+
+    d = data_dir or data_root() / "dream2022_yeast"
+    test = DreamTest.load(d, snv=snv)
+    if source.is_dir():
+        dev = resolve_device(device)
+        pred = predict_test(load_run(source, device=str(dev)), d, test.rows(rows), device=str(dev))
+    else:
+        pred = read_predictions(source, len(test.expression))
+    result = test.score(pred, rows=rows)
+    typer.echo(format_score(result))
+    if not result["complete"]:
+        typer.echo(f"(partial: some parts have no scored members with rows={rows}; the score averages the others)")
+    if out:
+        write_json(out, result)
+
+
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
@@ -146,12 +179,15 @@ def evaluate(
     rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, e.g. dev_split=test")] = None,
 ) -> None:
-    """Score a trained run on labelled data: classification or regression metrics."""
+    """Score a trained run on labelled data: classification or regression metrics (the run's crop and
+    padding are applied)."""
     import tempfile
 
     from helixlab.data import open_data
     from helixlab.engine import evaluate_shard, resolve_device
+    from helixlab.transforms import SeqOptions
     from helixlab.runs import load_run, write_json
 
     dev = resolve_device(device)
@@ -159,7 +195,8 @@ def evaluate(
     with tempfile.TemporaryDirectory() as tmp:
         d = run.config.data
         shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
-                          iupac=d.iupac, require_labels=run.task.needs_labels)
+                          iupac=d.iupac, require_labels=run.task.needs_labels, where=where,
+                          options=SeqOptions.from_config(d).transforms_only())
         if run.task.needs_labels and shard.meta["labels"] != run.info["labels"]:
             raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}",
                              path=str(data))

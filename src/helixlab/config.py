@@ -17,6 +17,7 @@ from typing import Any
 
 from helixlab.errors import HelixError
 from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig
+from helixlab.transforms import SeqOptions
 
 DATA_ENV = "HELIXLAB_DATA"
 DEFAULT_SAMPLES = {"train": 100_000, "valid": 5_000, "test": 5_000}  # genome windows per split (data.samples)
@@ -43,7 +44,15 @@ class DataConfig:
 
     window > 0: instead of the records as they are, sample `samples[split]` windows of `window`
     bases without N from `regions[split]` (e.g. ["chrX:0-50000000"]; default: whole records):
-    how a genome is read for pretraining. The sample is fixed by the split, not the training seed."""
+    how a genome is read for pretraining. The sample is fixed by the split, not the training seed.
+
+    where: per split, 'column=value' rows of a table (e.g. {train = "dev_split=train"}), so the
+    splits can come from one file.
+    drop_n / lengths: drop training rows with N / of other lengths (valid and test are kept whole).
+    crop / pad_to / pad_context: reshape every sequence, in training and in prediction (see
+    helixlab.transforms; e.g. crop = [17, -13] keeps the DREAM random region).
+    per_bin: train on at most this many rows from each of `bins` equal-width label bins (a near-
+    uniform subset, seeded; 0 = all rows): the second stage of two-stage training."""
 
     train: str | list[str] = ""
     valid: str | list[str] | None = None
@@ -55,6 +64,14 @@ class DataConfig:
     window: int = 0
     regions: dict[str, list[str]] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SAMPLES))
+    where: dict[str, str] = field(default_factory=dict)
+    drop_n: bool = False
+    lengths: list[int] | None = None
+    crop: list[int] | None = None
+    pad_to: int = 0
+    pad_context: str | list[str] | None = None
+    per_bin: int = 0
+    bins: int = 18
 
 
 @dataclass
@@ -93,11 +110,27 @@ class TrainConfig:
 
 
 @dataclass
+class Stage2Config:
+    """Two-stage training (S2): after the whole run (stage 1), fine-tune its best weights on a
+    near-uniform subset: at most `per_bin` training rows from each of `bins` equal-width label bins,
+    for `epochs` epochs at `lr` (default: train.lr / 10) with `loss` ('huber' or 'mse'; binned-target
+    tasks keep their KL loss). per_bin = 0: one stage only. Stage 1 is kept in RUN_DIR/stage1."""
+
+    per_bin: int = 0
+    bins: int = 18
+    epochs: int = 1
+    lr: float | None = None
+    loss: str = "huber"
+    huber_delta: float = 1.0
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSection = field(default_factory=ModelSection)
     task: TaskConfig = field(default_factory=TaskConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,10 +235,24 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if not isinstance(d.window, int) or d.window < 0:
         raise HelixError(f"data.window must be a non-negative integer, got {d.window!r}", path=source,
                          record="data.window")
-    for name in (*d.regions, *d.samples):
+    for name in (*d.regions, *d.samples, *d.where):
         if name not in ("train", "valid", "test"):
-            raise HelixError(f"data.regions/samples keys are train, valid, test; got {name!r}", path=source,
+            raise HelixError(f"data.regions/samples/where keys are train, valid, test; got {name!r}", path=source,
                              record=f"data.{name}")
+    try:
+        SeqOptions.from_config(d).check()
+    except HelixError as exc:
+        raise HelixError(exc.message, path=source, record=exc.record) from None
+    if d.per_bin < 0 or d.bins < 1:
+        raise HelixError("data.per_bin must be >= 0 and data.bins >= 1", path=source, record="data.per_bin")
+    s2 = cfg.stage2
+    if s2.per_bin:
+        if cfg.task.kind != "regression":
+            raise HelixError("two-stage training (stage2.per_bin) is for regression tasks", path=source,
+                             record="stage2.per_bin")
+        if s2.per_bin < 0 or s2.bins < 1 or s2.epochs < 1 or s2.loss not in ("huber", "mse"):
+            raise HelixError("stage2 needs per_bin >= 0, bins >= 1, epochs >= 1 and loss huber or mse", path=source,
+                             record="stage2")
     if cfg.task.kind == "mlm" and cfg.model.name != "bert":
         raise HelixError(f"masked-language-model pretraining needs a token model (bert), not {cfg.model.name!r}",
                          path=source, record="model.name")

@@ -16,12 +16,14 @@ import torch
 from helixlab.alphabet import reverse_complement
 from helixlab.errors import HelixError
 from helixlab.shards import Shard, prepare
+from helixlab.transforms import SeqOptions
 
 
 def open_data(paths: str | list[str], cache_dir: Path | None, *, fmt: str = "auto", seq_col: str | None = None,
               label_cols: list[str] | None = None, iupac: str = "error", require_labels: bool = True,
-              progress: bool = True) -> Shard:
-    """A prepared directory as is, or sequence files (one or a list) prepared once into `cache_dir`."""
+              progress: bool = True, where: str | None = None, options: SeqOptions | None = None) -> Shard:
+    """A prepared directory as is, or sequence files (one or a list) prepared once into `cache_dir`
+    (`where` and `options` as in `shards.prepare`)."""
     files = [paths] if isinstance(paths, str) else list(paths)
     if len(files) == 1 and Path(files[0]).is_dir():
         return Shard.open(files[0])
@@ -33,8 +35,45 @@ def open_data(paths: str | list[str], cache_dir: Path | None, *, fmt: str = "aut
         raise HelixError("raw data files need a directory to prepare into", path=files[0])
     if not (cache_dir / "meta.json").exists():
         prepare(files, cache_dir, fmt=fmt, seq_col=seq_col, label_cols=label_cols, iupac=iupac,  # type: ignore[arg-type]
-                require_labels=require_labels, unique_ids=False, overwrite=cache_dir.exists(), progress=progress)
+                require_labels=require_labels, unique_ids=False, overwrite=cache_dir.exists(), progress=progress,
+                where=where, options=options)
     return Shard.open(cache_dir)
+
+
+def per_bin_rows(values: np.ndarray, per_bin: int, bins: int, seed: int = 0) -> np.ndarray:
+    """Sorted row indices: at most `per_bin` rows drawn (seeded) from each of `bins` equal-width bins
+    of `values` between their min and max: a near-uniform subset over the label range."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    which = np.minimum(((values - lo) / max(hi - lo, 1e-12) * bins).astype(np.int64), bins - 1)
+    rng = np.random.default_rng([seed, 17])
+    picked = []
+    for b in range(bins):
+        members = np.flatnonzero(which == b)
+        if len(members) > per_bin:
+            members = rng.choice(members, per_bin, replace=False)
+        picked.append(members)
+    return np.sort(np.concatenate(picked))
+
+
+class RowSubset:
+    """Some rows of a shard, read like a shard (the per-bin training subset)."""
+
+    def __init__(self, shard: Shard, rows: np.ndarray, note: dict[str, object]) -> None:
+        self.shard, self.rows = shard, rows
+        self.labels = np.asarray(shard.labels[rows]) if shard.labels is not None else None
+        self.meta = {**shard.meta, "records": len(rows), "subset": {**note, "of_records": len(shard)}}
+        self.length = shard.length
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def codes(self, idx: np.ndarray, pad_to: int | None = None) -> np.ndarray:
+        return self.shard.codes(self.rows[idx], pad_to)
+
+    def ids(self) -> list[str]:
+        every = self.shard.ids()
+        return [every[i] for i in self.rows]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -66,15 +105,17 @@ def load_batch(shard: Shard, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]
     return x, np.asarray(shard.labels[idx])
 
 
-def rc_augment(x: torch.Tensor, seed: int, epoch: int, batch: int) -> torch.Tensor:
-    """Reverse-complement a random half of the batch; the choice depends on (seed, epoch, batch) only."""
+def rc_augment(x: torch.Tensor, seed: int, epoch: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reverse-complement a random half of the batch; the choice depends on (seed, epoch, batch) only.
+    Returns (x, reverse): which rows were flipped, for models with a strand channel."""
     flip = np.random.default_rng([seed, epoch, batch, 7]).random(len(x)) < 0.5
+    reverse = torch.from_numpy(flip)
     if not flip.any():
-        return x
+        return x, reverse
     x = x.clone()
     rows = torch.from_numpy(np.flatnonzero(flip))
     x[rows] = reverse_complement(x[rows])  # type: ignore[assignment]
-    return x
+    return x, reverse
 
 
 def eval_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:

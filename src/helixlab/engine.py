@@ -25,17 +25,19 @@ import torch.distributed as dist
 from helixlab import checkpoint as ckpt
 from helixlab import runs
 from helixlab.config import DEFAULT_SAMPLES, RunConfig, expand_path
-from helixlab.data import batches_per_epoch, dist_info, eval_batches, load_batch, open_data, rc_augment, train_batches
+from helixlab.data import (RowSubset, batches_per_epoch, dist_info, eval_batches, load_batch, open_data, per_bin_rows,
+                           rc_augment, train_batches)
 from helixlab.errors import HelixError
 from helixlab.io import atomic_path
 from helixlab.genome import GenomeWindows, parse_regions
 from helixlab.models import REGISTRY, build_model, count_params
 from helixlab.pretrained import adopt, load_init
-from helixlab.models.base import SequenceModel
+from helixlab.models.base import SequenceModel, call_model
 from helixlab.progress import progress_bar
 from helixlab.shards import Shard, prepare
 from helixlab.tokenizers import codes_to_strings
 from helixlab.tasks import HIGHER_IS_BETTER, Task, make_task
+from helixlab.transforms import SeqOptions
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup_frac: float) -> float:
@@ -75,9 +77,10 @@ def model_outputs(model: torch.nn.Module, x: torch.Tensor, *, rc_average: bool =
     """Raw outputs (N, n_outputs); with rc_average, the mean over the sequence and its reverse complement."""
     from helixlab.alphabet import reverse_complement
 
-    out = model(x).float()
+    forward = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    out = call_model(model, x, forward).float()
     if rc_average:
-        out = (out + model(reverse_complement(x)).float()) / 2  # type: ignore[arg-type]
+        out = (out + call_model(model, reverse_complement(x), ~forward).float()) / 2  # type: ignore[arg-type]
     return out
 
 
@@ -133,7 +136,8 @@ def _source(cfg: RunConfig, split: str) -> str:
     return ", ".join(_files(cfg, split))
 
 
-def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool) -> Shard | GenomeWindows | None:
+def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool
+                ) -> Shard | GenomeWindows | RowSubset | None:
     files = _files(cfg, split)
     if not files:
         return None
@@ -152,8 +156,18 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
         regions = parse_regions(d.regions.get(split, [n.split()[0] for n in shard.ids()]), shard, _source(cfg, split))
         return GenomeWindows(shard, d.window, regions, d.samples.get(split, DEFAULT_SAMPLES[split]),
                              seed=("train", "valid", "test").index(split))
-    return open_data(files, cache, fmt=d.format, seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac,
-                     require_labels=cfg.task.kind != "mlm", progress=progress and rank == 0)
+    options = SeqOptions.from_config(d)
+    if split != "train":  # row filters shape the training set; valid and test are scored whole
+        options = options.transforms_only()
+    shard = open_data(files, cache, fmt=d.format, seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac,
+                      require_labels=cfg.task.kind != "mlm", progress=progress and rank == 0,
+                      where=d.where.get(split), options=options)
+    if split == "train" and d.per_bin:
+        if shard.labels is None:
+            raise HelixError("data.per_bin needs labelled training data", path=_source(cfg, split))
+        rows = per_bin_rows(shard.labels[:, 0], d.per_bin, d.bins, seed=cfg.train.seed)
+        return RowSubset(shard, rows, {"per_bin": d.per_bin, "bins": d.bins})
+    return shard
 
 
 @dataclass
@@ -200,6 +214,9 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device
     train = shards["train"]
     assert train is not None
     labels = list(train.meta["labels"])  # type: ignore[call-overload]
+    if cfg.task.bins and cfg.task.bin_range is None and labels:  # bins span the training labels, recorded
+        st = train.meta["label_stats"][labels[0]]  # type: ignore[call-overload,index]
+        cfg = replace(cfg, task=replace(cfg.task, bin_range=[float(st["min"]), float(st["max"])]))
     task = make_task(cfg.task, len(labels))
     if task.needs_labels and not labels:
         raise HelixError("training data has no label column", path=_source(cfg, "train"))
@@ -265,11 +282,20 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
     DDP training: gloo on the CPU, NCCL on GPUs.
     """
     rd = Path(run_dir)
-    rank, world = dist_info()
     if resume:
         cfg = runs.read_config(rd)  # a resumed run follows its own recorded config
     elif init_from:
         cfg = replace(cfg, train=replace(cfg.train, init_from=str(init_from)))
+    if cfg.stage2.per_bin:
+        from helixlab.stages import fit_two_stage
+
+        return fit_two_stage(cfg, rd, resume)
+    return fit_one(cfg, rd, resume=resume)
+
+
+def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
+    """One training run into `rd` (resume=True: continue it, or start it in an existing directory)."""
+    rank, world = dist_info()
     device = resolve_device(cfg.train.device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -327,14 +353,16 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
         for b, idx in train_batches(train, batch_size=t.batch_size, seed=t.seed, epoch=epoch, start=state["batch"],
                                     rank=rank, world=world):
             x, y = load_batch(train, idx)
+            reverse = None
             if t.rc_augment:
-                x = rc_augment(x, t.seed, epoch, b)
+                x, reverse = rc_augment(x, t.seed, epoch, b)
+                reverse = reverse.to(device)
             x = x.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = t.lr * lr_factor(state["step"], total_steps, t.schedule, t.warmup_frac)
             with autocast(device, t.amp):
                 key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
-                loss, _ = task.step(net, x, y, key=key)
+                loss, _ = task.step(net, x, y, key=key, reverse=reverse)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.clip_grad:

@@ -14,5 +14,6 @@ class HelixError(Exception):
                 where += f", {record}"
             where += ": "
         super().__init__(where + message)
+        self.message = message
         self.path = path
         self.record = record

@@ -68,6 +68,13 @@ def pearson_from_sums(n: float, sx: float, sy: float, sxx: float, syy: float, sx
     return float(cov / math.sqrt(vx * vy)) if vx > 0 and vy > 0 else float("nan")
 
 
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    dx, dy = x - x.mean(), y - y.mean()
+    denom = math.sqrt(float((dx * dx).sum() * (dy * dy).sum()))
+    return float((dx * dy).sum() / denom) if denom > 0 else float("nan")
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     rx, ry = _rank(x), _rank(y)
     return pearson_from_sums(len(x), rx.sum(), ry.sum(), (rx * rx).sum(), (ry * ry).sum(), (rx * ry).sum())

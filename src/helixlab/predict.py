@@ -15,6 +15,7 @@ from helixlab.progress import progress_bar
 from helixlab.io import atomic_path, read_records
 from helixlab.runs import LoadedRun
 from helixlab.shards import encode_chunk
+from helixlab.transforms import SeqOptions
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
@@ -97,6 +98,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
                          "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
     n = 0
     path = str(input_path)
+    options = SeqOptions.from_config(run.config.data).transforms_only()  # the run's crop / padding
     writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None
     with atomic_path(out_csv, overwrite=overwrite) as tmp:
         with open(tmp, "w", newline="") as fh, progress_bar(desc="predict", unit=" seqs") as bar:
@@ -104,6 +106,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
             writer.writerow(["id", *output_names(run)])
             for chunk in read_records(path):
                 codes, lens, _ = encode_chunk(chunk, path, iupac)
+                codes, lens = options.apply(codes, lens, path=path, lines=chunk.lines)
                 if run.seq_len is not None:
                     bad = np.flatnonzero(lens != run.seq_len)
                     if bad.size:

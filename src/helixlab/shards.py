@@ -28,6 +28,7 @@ from helixlab import alphabet
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
 from helixlab.io import Chunk, Format, read_records
+from helixlab.transforms import SeqOptions
 
 LengthMode = Literal["auto", "fixed", "variable"]
 FORMAT_VERSION = 1
@@ -96,8 +97,13 @@ def prepare(
     unique_ids: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    where: str | None = None,
+    options: SeqOptions | None = None,
 ) -> Path:
-    """Encode `inputs` into a prepared directory `out_dir` and return its path."""
+    """Encode `inputs` into a prepared directory `out_dir` and return its path.
+
+    where: 'column=value' keeps only the table rows with that value (e.g. 'dev_split=train').
+    options: filters (drop N, keep lengths) and transforms (crop, pad) applied per record."""
     out = Path(out_dir)
     if out.exists():
         if not overwrite:
@@ -110,6 +116,10 @@ def prepare(
         raise HelixError(f"format must be auto, fasta, csv, tsv or dream, got {fmt!r}")
     if iupac not in alphabet.LUTS:
         raise HelixError(f"iupac must be 'error' or 'n', got {iupac!r}")
+    options = options or SeqOptions()
+    options.check()
+    if keep_mask and options.transforms:
+        raise HelixError("keep_mask cannot be combined with crop or pad_to")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -117,7 +127,8 @@ def prepare(
     try:
         meta = _write(inputs, tmp, fmt=fmt, seq_col=seq_col, label_cols=label_cols, id_col=id_col,
                       length=length, iupac=iupac, keep_mask=keep_mask, require_labels=require_labels,
-                      unique_ids=unique_ids, bar=progress_bar(progress, unit=" seqs", desc="prepare"))
+                      unique_ids=unique_ids, bar=progress_bar(progress, unit=" seqs", desc="prepare"),
+                      where=where, options=options)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -134,11 +145,15 @@ def encode_chunk(chunk: Chunk, path: str, iupac: alphabet.IupacPolicy = "error"
 
     Raises HelixError naming the file, the line, the record id and the offending character.
     """
-    lens = np.fromiter((len(s) for s in chunk.seqs), dtype=np.int64, count=len(chunk.seqs))
+    if chunk.raw is not None and chunk.lengths is not None:
+        lens, raw = chunk.lengths, chunk.raw
+    else:
+        assert chunk.seqs is not None
+        lens = np.fromiter((len(s) for s in chunk.seqs), dtype=np.int64, count=len(chunk.seqs))
+        raw = "".join(chunk.seqs).encode("ascii", errors="replace")
     if (lens == 0).any():
         i = int(np.flatnonzero(lens == 0)[0])
         raise HelixError("empty sequence", path=path, record=f"line {chunk.lines[i]}")
-    raw = "".join(chunk.seqs).encode("ascii", errors="replace")
     codes = alphabet.LUTS[iupac][np.frombuffer(raw, dtype=np.uint8)]
     bad = alphabet.first_invalid(codes)
     if bad >= 0:
@@ -156,7 +171,8 @@ def encode_chunk(chunk: Chunk, path: str, iupac: alphabet.IupacPolicy = "error"
 
 def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, seq_col: str | None,
            label_cols: list[str] | None, id_col: str | None, length: LengthMode, iupac: alphabet.IupacPolicy,
-           keep_mask: bool, require_labels: bool, unique_ids: bool, bar: object) -> dict[str, object]:
+           keep_mask: bool, require_labels: bool, unique_ids: bool, bar: object, where: str | None,
+           options: SeqOptions) -> dict[str, object]:
     from helixlab.io import label_names
 
     n_total = 0
@@ -169,6 +185,7 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
     seen_ids: set[str] = set()
     sources = []
     has_ids: bool | None = None
+    dropped = 0
     with open(tmp / "seqs.u8", "wb") as fseq, open(tmp / "labels.f32", "wb") as flab, \
             open(tmp / "ids.txt", "w") as fids, open(tmp / "mask.u8", "wb") as fmask:
         for path in inputs:
@@ -181,8 +198,17 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
                 raise HelixError(f"label columns {these} differ from the first file's {names}", path=path)
             n_file = 0
             for chunk in read_records(path, fmt, **({} if _is_fasta(path, fmt) else dict(
-                    seq_col=seq_col, label_cols=label_cols, id_col=id_col, require_labels=require_labels))):
+                    seq_col=seq_col, label_cols=label_cols, id_col=id_col, require_labels=require_labels,
+                    where=where))):
                 codes, lens, raw = encode_chunk(chunk, path, iupac)
+                if options.drop_n or options.lengths is not None:
+                    keep = options.keep(codes, lens)
+                    if not keep.all():
+                        dropped += int((~keep).sum())
+                        chunk, codes, raw, lens = _subset(chunk, keep, codes, raw, lens)
+                        if not len(lens):
+                            continue
+                codes, lens = options.apply(codes, lens, path=path, lines=chunk.lines)
                 if length == "fixed":
                     first_len = int(lens[0]) if first_len is None else first_len
                     ragged = np.flatnonzero(lens != first_len)
@@ -218,6 +244,9 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
             n_total += n_file
             sources.append({"path": os.path.abspath(path), "records": n_file, "sha256": sha256_file(path)})
     bar.close()  # type: ignore[attr-defined]
+    if n_total == 0:
+        raise HelixError("no records left" + (f" after dropping {dropped:,} by the filters" if dropped else "")
+                         + (f" with {where}" if where else ""), path=str(inputs[0]))
     fixed = min_len == max_len
     if not fixed:
         np.concatenate(offsets).tofile(tmp / "offsets.i64")
@@ -236,8 +265,22 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
         "has_ids": bool(has_ids),
         "has_mask": keep_mask,
         "iupac": iupac,
+        "where": where,
+        "options": options.as_dict(),
+        "dropped": dropped,
         "sources": sources,
     }
+
+
+def _subset(chunk: Chunk, keep: np.ndarray, codes: np.ndarray, raw: bytes, lens: np.ndarray
+            ) -> tuple[Chunk, np.ndarray, bytes, np.ndarray]:
+    """The records of a chunk where `keep` is true, with their codes and raw bytes."""
+    per_base = np.repeat(keep, lens)
+    rows = np.flatnonzero(keep)
+    sub = Chunk(seqs=[chunk.seqs[i] for i in rows] if chunk.seqs is not None else None, lines=chunk.lines[keep],
+                labels=chunk.labels[keep] if chunk.labels is not None else None,
+                ids=[chunk.ids[i] for i in rows] if chunk.ids is not None else None)
+    return sub, codes[per_base], np.frombuffer(raw, dtype=np.uint8)[per_base].tobytes(), lens[keep]
 
 
 def _is_fasta(path: str, fmt: Format) -> bool:

@@ -22,7 +22,12 @@ HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True,
 class TaskConfig:
     """kind: 'binary' | 'multiclass' | 'regression' | 'mlm' (masked-language-model pretraining);
     loss for regression: 'mse' | 'huber'. mlm: `mask_prob` of the tokens are masked, in spans of
-    `mask_span` tokens (0 = the tokenizer's choice: k for overlapping k-mers, else 1)."""
+    `mask_span` tokens (0 = the tokenizer's choice: k for overlapping k-mers, else 1).
+
+    bins > 0 (regression): predict a distribution over `bins` equally spaced values spanning
+    `bin_range` (default: the training labels' min..max, recorded at the start of the run) with a
+    KL loss; the prediction is its mean. The target is a normal of sd `bin_sd` bin widths around
+    the label, integrated over each bin (LegNet's soft classification); bin_sd = 0: the nearest bin."""
 
     kind: str = "binary"
     n_classes: int = 2
@@ -30,6 +35,9 @@ class TaskConfig:
     huber_delta: float = 1.0
     mask_prob: float = 0.15
     mask_span: int = 0
+    bins: int = 0
+    bin_range: list[float] | None = None
+    bin_sd: float = 0.5
 
 
 class Task:
@@ -43,12 +51,14 @@ class Task:
         self.n_labels = n_labels
 
     def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
-             rc_average: bool = False) -> tuple[torch.Tensor, Any]:
+             rc_average: bool = False, reverse: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
         """One batch: (loss, outputs for `predictions`). `key` (seed, epoch, batch) seeds any
-        randomness the task itself adds; rc_average (evaluation only) averages both strands."""
+        randomness the task itself adds; rc_average (evaluation only) averages both strands;
+        `reverse` flags the rows RC augmentation flipped (for models with a strand channel)."""
         from helixlab.engine import model_outputs
+        from helixlab.models.base import call_model
 
-        out = model_outputs(net, x, rc_average=True) if rc_average else net(x)
+        out = model_outputs(net, x, rc_average=True) if rc_average else call_model(net, x, reverse)
         return self.loss(out, self.target(y).to(out.device)), out
 
     def predictions(self, out: Any, loss: torch.Tensor) -> Any:
@@ -132,13 +142,45 @@ class RegressionTask(Task):
     kind = "regression"
     default_monitor = "pearson"
 
+    @property
+    def n_outputs(self) -> int:
+        return self.cfg.bins or self.n_labels
+
+    def centres(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        lo, hi = self.cfg.bin_range or (0.0, float(self.cfg.bins - 1))
+        return torch.linspace(lo, hi, self.cfg.bins, device=device)
+
+    def target(self, y: np.ndarray) -> torch.Tensor:
+        y = super().target(y)
+        if not self.cfg.bins:
+            return y
+        c = self.centres()
+        width = float(c[1] - c[0]) if len(c) > 1 else 1.0
+        if self.cfg.bin_sd <= 0:
+            return F.one_hot((y[:, 0:1] - c).abs().argmin(-1), len(c)).float()
+        edges = torch.cat([torch.tensor([-torch.inf]), (c[1:] + c[:-1]) / 2, torch.tensor([torch.inf])])
+        cdf = torch.special.ndtr((edges[None, :] - y[:, 0:1]) / (self.cfg.bin_sd * width))
+        return (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0)
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.cfg.bins:
+            return F.kl_div(torch.log_softmax(out.float(), -1), y, reduction="batchmean")
         if self.cfg.loss == "huber":
             return F.huber_loss(out.float(), y, delta=self.cfg.huber_delta)
         return F.mse_loss(out.float(), y)
 
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.bins:
+            return out
+        return (torch.softmax(out.float(), -1) * self.centres(out.device)).sum(-1, keepdim=True)
+
     def metrics(self) -> RegressionMetrics:
         return RegressionMetrics(self.n_labels)
+
+    def check_labels(self, meta: dict[str, Any], source: str) -> None:
+        if self.cfg.bins and self.n_labels != 1:
+            raise HelixError(f"binned regression (task.bins) needs one label column, got {self.n_labels}",
+                             path=source)
 
 
 def mask_tokens(ids: torch.Tensor, *, tokenizer: Any, prob: float, span: int, generator: torch.Generator
@@ -186,7 +228,7 @@ class MaskedLMTask(Task):
         return 0
 
     def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
-             rc_average: bool = False) -> tuple[torch.Tensor, Any]:
+             rc_average: bool = False, reverse: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
         model = getattr(net, "module", net)  # under DDP the wrapper is called, the model tokenizes
         tokenizer = model.tokenizer
         ids, attention = tokenizer.encode(x)
@@ -215,6 +257,8 @@ TASKS: dict[str, type[Task]] = {"binary": BinaryTask, "multiclass": MulticlassTa
 def make_task(cfg: TaskConfig, n_labels: int) -> Task:
     if cfg.kind not in TASKS:
         raise HelixError(f"unknown task kind {cfg.kind!r}; expected one of {sorted(TASKS)}", record="task.kind")
+    if cfg.bins < 0 or (cfg.bins and (cfg.kind != "regression" or cfg.bins < 2)):
+        raise HelixError("task.bins (>= 2) is an option of regression tasks", record="task.bins")
     if cfg.kind == "regression" and cfg.loss not in ("mse", "huber"):
         raise HelixError(f"unknown regression loss {cfg.loss!r}; expected mse or huber", record="task.loss")
     return TASKS[cfg.kind](cfg, n_labels)

@@ -13,6 +13,7 @@ from helixlab.models.base import SequenceModel
 from helixlab.models.bert import Bert, BertConfig
 from helixlab.models.cnn import CNN, CNNConfig
 from helixlab.models.kmer import KmerLinear, KmerLinearConfig
+from helixlab.models.legnet import LegNet, LegNetConfig
 from helixlab.models.mlp import MLP, MLPConfig
 from helixlab.models.rnn import CNNGRUConfig, CNNLSTMConfig, GRUConfig, Recurrent, WindowGRUConfig
 
@@ -32,6 +33,7 @@ REGISTRY: dict[str, ModelSpec] = {
     "mlp": ModelSpec(MLP, MLPConfig),
     "kmer_linear": ModelSpec(KmerLinear, KmerLinearConfig),
     "bert": ModelSpec(Bert, BertConfig),
+    "legnet": ModelSpec(LegNet, LegNetConfig),
 }
 
 

@@ -22,6 +22,7 @@ class SequenceModel(nn.Module):
     head: nn.Module
     feature_dim: int
     uses_run_dir = False  # True: the constructor reads files saved in the run directory (a tokenizer)
+    takes_strand = False  # True: forward(x, reverse) reads a strand flag per sequence (a strand channel)
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
@@ -39,6 +40,14 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def call_model(net: nn.Module, x: torch.Tensor, reverse: torch.Tensor | None = None) -> torch.Tensor:
+    """net(x), passing the per-sequence strand flag (True = reverse-complemented) to models that read
+    it. `net` may be a DDP wrapper."""
+    if getattr(getattr(net, "module", net), "takes_strand", False):
+        return net(x, reverse)
+    return net(x)
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, dropout: float = 0.0,

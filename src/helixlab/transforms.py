@@ -1,0 +1,150 @@
+"""Per-record sequence options applied when data is prepared and again when a run predicts.
+
+Filters drop training rows (`drop_n`, `lengths`); transforms reshape every sequence the same way
+in training, evaluation and prediction (`crop`, then `pad_to` with a constant context).
+All work on a chunk at a time: flat uint8 codes + lengths, vectorised.
+
+DREAM 2022 sequences are 110 bp: a 17 bp constant 5' flank, the 80 bp random region and a
+13 bp constant 3' flank, cloned into the pTpA plasmid. `crop = [17, -13]` keeps the random
+region; `pad_to = 150, pad_context = "pTpA"` extends each sequence with the plasmid bases
+around the insert (upstream first), the way LegNet fed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from helixlab import alphabet
+from helixlab.errors import HelixError
+
+# The pTpA vector around the 80 bp insert (the constant flanks of every DREAM sequence included
+# at the inner ends): bases upstream of the sequence, and bases downstream of it.
+PLASMID_CONTEXT: dict[str, tuple[str, str]] = {
+    "pTpA": ("GCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAAC",
+             "TCTTAATTAAAAAAAGATAGAAAACATTAGGAGTGTAACACAAGACTTTCGGATCCTGAGCAGGCAAGATAAACGA"),
+}
+
+
+@dataclass(frozen=True)
+class SeqOptions:
+    """drop_n: drop training rows containing N. lengths: keep only training rows of these lengths.
+    crop: [start, end] slice of every sequence (end < 0 counts from the end, as in Python).
+    pad_to: extend every sequence to this length with `pad_context`: a name in PLASMID_CONTEXT or
+    [upstream, downstream] strings; upstream bases go first, the rest come from downstream; with
+    no context the padding is N."""
+
+    drop_n: bool = False
+    lengths: tuple[int, ...] | None = None
+    crop: tuple[int, int] | None = None
+    pad_to: int = 0
+    pad_context: str | tuple[str, str] | None = None
+
+    @classmethod
+    def from_config(cls, data: object) -> SeqOptions:
+        ctx = getattr(data, "pad_context", None)
+        return cls(drop_n=bool(getattr(data, "drop_n", False)),
+                   lengths=tuple(data.lengths) if getattr(data, "lengths", None) else None,  # type: ignore[attr-defined]
+                   crop=tuple(data.crop) if getattr(data, "crop", None) else None,  # type: ignore[attr-defined,arg-type]
+                   pad_to=int(getattr(data, "pad_to", 0) or 0),
+                   pad_context=tuple(ctx) if isinstance(ctx, list) else ctx)  # type: ignore[arg-type]
+
+    def check(self, where: str = "data") -> None:
+        if self.crop is not None and (len(self.crop) != 2 or self.crop[0] < 0):
+            raise HelixError(f"{where}.crop must be [start, end] with start >= 0, got {list(self.crop)}",
+                             record=f"{where}.crop")
+        if self.pad_to < 0:
+            raise HelixError(f"{where}.pad_to must be >= 0, got {self.pad_to}", record=f"{where}.pad_to")
+        self.context()
+
+    def transforms_only(self) -> SeqOptions:
+        """These options without the row filters: for evaluation and prediction, where every record counts."""
+        return replace(self, drop_n=False, lengths=None)
+
+    @property
+    def transforms(self) -> bool:
+        return self.crop is not None or self.pad_to > 0
+
+    def context(self) -> tuple[np.ndarray, np.ndarray]:
+        """(upstream, downstream) padding bases as codes."""
+        ctx = self.pad_context
+        if ctx is None:
+            return np.zeros(0, np.uint8), np.zeros(0, np.uint8)
+        if isinstance(ctx, str):
+            if ctx not in PLASMID_CONTEXT:
+                raise HelixError(f"unknown pad_context {ctx!r}; known: {sorted(PLASMID_CONTEXT)} or "
+                                 "[upstream, downstream]", record="data.pad_context")
+            ctx = PLASMID_CONTEXT[ctx]
+        if len(ctx) != 2:
+            raise HelixError("pad_context must be a name or [upstream, downstream]", record="data.pad_context")
+        codes = [alphabet.encode(s) for s in ctx]
+        if any((c == alphabet.INVALID).any() for c in codes):
+            raise HelixError("pad_context must be A, C, G, T or N", record="data.pad_context")
+        return codes[0], codes[1]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drop_n": self.drop_n, "lengths": list(self.lengths) if self.lengths else None,
+                "crop": list(self.crop) if self.crop else None, "pad_to": self.pad_to,
+                "pad_context": list(self.pad_context) if isinstance(self.pad_context, tuple) else self.pad_context}
+
+    def keep(self, codes: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Boolean (n,) mask of the records the filters keep (before transforms)."""
+        keep = np.ones(len(lens), dtype=bool)
+        if self.lengths is not None:
+            keep &= np.isin(lens, np.asarray(self.lengths))
+        if self.drop_n and len(lens):
+            starts = np.cumsum(lens) - lens
+            has_n = np.add.reduceat((codes == alphabet.N_CODE).astype(np.int64), starts) > 0 if len(codes) else 0
+            keep &= ~has_n
+        return keep
+
+    def apply(self, codes: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Crop then pad every record; returns new (flat codes, lengths). Errors name the record."""
+        if not self.transforms or len(lens) == 0:
+            return codes, lens
+        mat = alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
+        if self.crop is not None:
+            start, end = self.crop
+            ends = lens + end if end < 0 else np.minimum(lens, end)
+            new = ends - start
+            if (new <= 0).any():
+                i = int(np.flatnonzero(new <= 0)[0])
+                raise HelixError(f"sequence of {lens[i]} bp is too short for crop {list(self.crop)}",
+                                 path=path, record=f"line {lines[i]}")
+            mat = mat[:, start : start + int(new.max())]
+            mat = np.where(np.arange(mat.shape[1])[None, :] < new[:, None], mat, np.uint8(alphabet.N_CODE))
+            lens = new
+        if self.pad_to:
+            mat, lens = self._pad(mat, lens, path=path, lines=lines)
+        valid = np.arange(mat.shape[1])[None, :] < lens[:, None]
+        return np.ascontiguousarray(mat[valid]), lens.astype(np.int64)
+
+    def _pad(self, mat: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        up, down = self.context()
+        short = lens < self.pad_to
+        deficit = np.where(short, self.pad_to - lens, 0)
+        if self.pad_context is None:  # plain N padding on the right
+            left = np.zeros_like(deficit)
+        else:
+            left = np.minimum(deficit, len(up))
+            right = deficit - left
+            if (right > len(down)).any():
+                i = int(np.flatnonzero(right > len(down))[0])
+                raise HelixError(f"sequence of {lens[i]} bp is too short to pad to {self.pad_to} with the "
+                                 f"{len(up) + len(down)} bp of context", path=path, record=f"line {lines[i]}")
+        width = max(self.pad_to, int(lens.max()))
+        j = np.arange(width)[None, :]
+        in_up = j < left[:, None]
+        in_seq = (j >= left[:, None]) & (j < (left + lens)[:, None])
+        out = np.full((len(lens), width), alphabet.N_CODE, dtype=np.uint8)
+        if len(up):
+            out = np.where(in_up, up[np.clip(len(up) - left[:, None] + j, 0, len(up) - 1)], out)
+        seq_idx = np.clip(j - left[:, None], 0, mat.shape[1] - 1)
+        out = np.where(in_seq, np.take_along_axis(mat, np.broadcast_to(seq_idx, out.shape), 1), out)
+        if len(down):
+            in_down = j >= (left + lens)[:, None]
+            out = np.where(in_down, down[np.clip(j - (left + lens)[:, None], 0, len(down) - 1)], out)
+        return out.astype(np.uint8), np.maximum(lens, self.pad_to)
