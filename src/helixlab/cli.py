@@ -33,16 +33,39 @@ def prepare(
     length: Annotated[str, typer.Option(help="auto, fixed (ragged lengths are an error) or variable")] = "auto",
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n to read them as N")] = "error",
     keep_mask: Annotated[bool, typer.Option(help="keep the lowercase (soft-mask) bit")] = False,
+    where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
+                                                      "e.g. dev_split=train")] = None,
+    drop_n: Annotated[bool, typer.Option(help="drop records containing N")] = False,
+    keep_length: Annotated[Optional[list[int]], typer.Option(help="keep only records of this length "
+                                                                  "(repeat for several)")] = None,
+    crop: Annotated[Optional[str], typer.Option(help="START,END slice of every record (END < 0 counts from "
+                                                     "the end), e.g. 17,-13 for the DREAM random region")] = None,
+    pad_to: Annotated[int, typer.Option(help="pad every record to this length with --pad-context")] = 0,
+    pad_context: Annotated[Optional[str], typer.Option(help="pTpA (the DREAM plasmid) or UPSTREAM,DOWNSTREAM "
+                                                            "bases [default: N]")] = None,
 ) -> None:
     """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json."""
     from helixlab.shards import Shard
     from helixlab.shards import prepare as run_prepare
+    from helixlab.transforms import SeqOptions
 
+    crop_range = None
+    if crop is not None:
+        try:
+            start, end = (int(v) for v in crop.split(","))
+        except ValueError:
+            raise HelixError(f"--crop expects START,END, got {crop!r}", record="--crop") from None
+        crop_range = (start, end)
+    context = tuple(pad_context.split(",")) if pad_context and "," in pad_context else pad_context
+    options = SeqOptions(drop_n=drop_n, lengths=tuple(keep_length) if keep_length else None, crop=crop_range,
+                         pad_to=pad_to, pad_context=context)  # type: ignore[arg-type]
     path = run_prepare([str(p) for p in inputs], out, fmt=fmt, seq_col=seq_col, label_cols=label_col,  # type: ignore[arg-type]
-                       id_col=id_col, length=length, iupac=iupac, keep_mask=keep_mask)  # type: ignore[arg-type]
+                       id_col=id_col, length=length, iupac=iupac, keep_mask=keep_mask,  # type: ignore[arg-type]
+                       where=where, options=options)
     meta = Shard.open(path).meta
+    dropped = f", {meta['dropped']:,} dropped by the filters" if meta.get("dropped") else ""
     typer.echo(f"wrote {meta['records']:,} records ({meta['min_length']}-{meta['max_length']} bp, labels "
-               f"{meta['labels']}) to {path}")
+               f"{meta['labels']}{dropped}) to {path}")
 
 
 @app.command()
@@ -179,7 +202,8 @@ def evaluate(
     rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
-    where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, e.g. dev_split=test")] = None,
+    where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
+                                                      "e.g. dev_split=test")] = None,
 ) -> None:
     """Score a trained run on labelled data: classification or regression metrics (the run's crop and
     padding are applied)."""

@@ -248,7 +248,7 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device
     except ValueError as exc:
         raise HelixError(str(exc), path=_source(cfg, "train"), record="model.params.max_tokens") from None
     init_from = expand_path(t.init_from) if t.init_from else None
-    init = load_init(model, init_from) if init_from and fresh else None
+    init = load_init(model, init_from, cfg.task) if init_from and fresh else None
     model.to(device)
     info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
             "monitor": monitor, "data": {s: sh.meta for s, sh in shards.items() if sh is not None},

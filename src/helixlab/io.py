@@ -39,16 +39,6 @@ class Chunk:
     raw: bytes | None = None
     lengths: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def strings(self) -> list[str]:
-        if self.seqs is not None:
-            return self.seqs
-        assert self.raw is not None and self.lengths is not None
-        ends = np.cumsum(self.lengths)
-        return [self.raw[e - n : e].decode("ascii", errors="replace") for e, n in zip(ends.tolist(), self.lengths.tolist())]
-
 
 def _strip_gz(path: Path) -> str:
     name = path.name.lower()

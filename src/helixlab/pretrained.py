@@ -2,7 +2,8 @@
 
 SOURCE is one of
   - a helixlab run directory (e.g. a `helixlab pretrain` run): its encoder settings and tokenizer
-    are adopted, its weights loaded except the task head;
+    are adopted, its weights loaded except the task head; a run of the same model and the same task
+    (kind and bins, e.g. stage 1 of two-stage training) gives its head too;
   - a Hugging Face BERT checkpoint directory on disk (config.json + model.safetensors + vocab.txt
     or tokenizer.json, as DNABERT publishes them); read offline, never unpickled;
   - a .safetensors file of this very model (all weights must match).
@@ -59,6 +60,12 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
     if kind == "file":
         return cfg
     p = _run_of(p) or p
+    if kind == "run":
+        src_name = json.loads((p / "config.json").read_text())["model"]["name"]
+        if src_name != cfg.model.name:
+            raise HelixError(f"pretrained run has model {src_name!r}, this config {cfg.model.name!r}", path=str(p))
+        if cfg.model.name != "bert":
+            return cfg  # same model: its weights are loaded as they are (load_init)
     if cfg.model.name != "bert":
         raise HelixError(f"--init-from a {'run' if kind == 'run' else 'BERT checkpoint'} needs model.name = "
                          f"'bert', not {cfg.model.name!r}", path=str(p))
@@ -123,8 +130,15 @@ def _hf_weights(p: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_init(model: torch.nn.Module, source: str | Path) -> dict[str, int]:
-    """Load pretrained weights into `model`; returns counts of loaded and newly initialised tensors."""
+def same_task(source_run: Path, task: Any) -> bool:
+    """Whether a helixlab run was trained for the same task (kind and bins) as `task` (a TaskConfig)."""
+    src = json.loads((source_run / "config.json").read_text()).get("task", {})
+    return src.get("kind") == task.kind and src.get("bins", 0) == task.bins
+
+
+def load_init(model: torch.nn.Module, source: str | Path, task: Any = None) -> dict[str, int]:
+    """Load pretrained weights into `model`; returns counts of loaded and newly initialised tensors.
+    From a run, the task head is loaded only when the run had the same `task` (a TaskConfig)."""
     kind, p = source_kind(source), Path(source)
     if kind == "file":
         try:
@@ -139,7 +153,9 @@ def load_init(model: torch.nn.Module, source: str | Path) -> dict[str, int]:
             path = p / "checkpoints" / "last.safetensors"
         tensors, _ = ckpt.read(path)
         tensors = {k.removeprefix("model."): v for k, v in tensors.items() if not k.startswith(("optim.", "rng."))}
-        tensors = {k: v for k, v in tensors.items() if not k.startswith(TASK_HEADS)}
+        run = _run_of(p) or p
+        if task is None or not same_task(run, task):
+            tensors = {k: v for k, v in tensors.items() if not k.startswith(TASK_HEADS)}
     else:
         tensors = _hf_weights(p)
     own = model.state_dict()

@@ -26,7 +26,7 @@ def stage1_config(cfg: RunConfig) -> RunConfig:
 
 
 def stage2_config(cfg: RunConfig, stage1_dir: Path) -> RunConfig:
-    """The stage-2 run config; a function of cfg.stage2 alone, so applying it twice changes nothing."""
+    """The stage-2 run config; a function of cfg.stage2 (lr resolved) alone, so applying it twice changes nothing."""
     s2 = cfg.stage2
     task = cfg.task if cfg.task.bins else replace(cfg.task, loss=s2.loss, huber_delta=s2.huber_delta)
     # the splits stage 1 prepared (already selected, filtered and reshaped) are read as they are
@@ -34,7 +34,7 @@ def stage2_config(cfg: RunConfig, stage1_dir: Path) -> RunConfig:
                 if getattr(cfg.data, split) and (stage1_dir / "data" / split / "meta.json").exists()}
     return replace(cfg, task=task,
                    data=replace(cfg.data, per_bin=s2.per_bin, bins=s2.bins, **prepared),
-                   train=replace(cfg.train, epochs=s2.epochs, lr=s2.lr or cfg.train.lr / 10, patience=0,
+                   train=replace(cfg.train, epochs=s2.epochs, lr=s2.lr, patience=0,
                                  init_from=str(stage1_dir / "checkpoints" / "best.safetensors")))
 
 
@@ -42,6 +42,8 @@ def fit_two_stage(cfg: RunConfig, rd: Path, resume: bool) -> dict[str, Any]:
     from helixlab.engine import fit, fit_one
 
     if not resume:
+        if cfg.stage2.lr is None:  # resolved once and recorded, so the stage-2 config is a function of it
+            cfg = replace(cfg, stage2=replace(cfg.stage2, lr=cfg.train.lr / 10))
         if rd.exists():
             raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
                              path=str(rd))
