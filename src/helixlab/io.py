@@ -178,8 +178,6 @@ def read_table(
     promoter_presence/target/y present (none for an unlabelled table). `where` = 'column=value'
     keeps only the rows with that value (line numbers stay those of the file).
     """
-    import pandas as pd
-
     path = str(path)
     if fmt == "auto":
         fmt = detect_format(path)
@@ -191,6 +189,7 @@ def read_table(
             raise HelixError("DREAM lines have no named columns to select rows by (where)", path=path)
         yield from read_dream(path, require_labels=require_labels)
         return
+    import pandas as pd
     sep = "," if fmt == "csv" else "\t"
     header_lines = 0 if fmt == "dream" else 1
     with open_text(path) as fh:
@@ -338,9 +337,9 @@ def _parse_dream_block(body: bytes, path: str, line0: int, labelled: bool | None
     if (lens == 0).any():
         i = int(np.flatnonzero(lens == 0)[0])
         raise HelixError("empty sequence", path=path, record=f"line {lines[i]}")
-    mark = np.zeros(len(a) + 1, dtype=np.int8)
-    np.add.at(mark, starts, 1)
-    np.add.at(mark, seq_end, -1)
+    mark = np.zeros(len(a) + 1, dtype=np.int8)  # +1 at each sequence start, -1 after its end: cumsum > 0 inside
+    mark[starts] = 1
+    mark[seq_end] = -1
     raw = a[np.cumsum(mark[:-1], dtype=np.int8) > 0].tobytes()
     labels = None
     if labelled:

@@ -205,7 +205,7 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
                     keep = options.keep(codes, lens)
                     if not keep.all():
                         dropped += int((~keep).sum())
-                        chunk, codes, raw, lens = _subset(chunk, keep, codes, raw, lens)
+                        chunk, codes, raw, lens = _subset(chunk, keep, codes, raw if keep_mask else None, lens)
                         if not len(lens):
                             continue
                 codes, lens = options.apply(codes, lens, path=path, lines=chunk.lines)
@@ -272,15 +272,16 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
     }
 
 
-def _subset(chunk: Chunk, keep: np.ndarray, codes: np.ndarray, raw: bytes, lens: np.ndarray
-            ) -> tuple[Chunk, np.ndarray, bytes, np.ndarray]:
-    """The records of a chunk where `keep` is true, with their codes and raw bytes."""
+def _subset(chunk: Chunk, keep: np.ndarray, codes: np.ndarray, raw: bytes | None, lens: np.ndarray
+            ) -> tuple[Chunk, np.ndarray, bytes | None, np.ndarray]:
+    """The records of a chunk where `keep` is true, with their codes and (if given) raw bytes."""
     per_base = np.repeat(keep, lens)
     rows = np.flatnonzero(keep)
     sub = Chunk(seqs=[chunk.seqs[i] for i in rows] if chunk.seqs is not None else None, lines=chunk.lines[keep],
                 labels=chunk.labels[keep] if chunk.labels is not None else None,
                 ids=[chunk.ids[i] for i in rows] if chunk.ids is not None else None)
-    return sub, codes[per_base], np.frombuffer(raw, dtype=np.uint8)[per_base].tobytes(), lens[keep]
+    sub_raw = np.frombuffer(raw, dtype=np.uint8)[per_base].tobytes() if raw is not None else None
+    return sub, codes[per_base], sub_raw, lens[keep]
 
 
 def _is_fasta(path: str, fmt: Format) -> bool:

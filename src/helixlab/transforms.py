@@ -95,56 +95,50 @@ class SeqOptions:
             keep &= np.isin(lens, np.asarray(self.lengths))
         if self.drop_n and len(lens):
             starts = np.cumsum(lens) - lens
-            has_n = np.add.reduceat((codes == alphabet.N_CODE).astype(np.int64), starts) > 0 if len(codes) else 0
-            keep &= ~has_n
+            keep &= ~np.logical_or.reduceat(codes == alphabet.N_CODE, starts)
         return keep
 
     def apply(self, codes: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Crop then pad every record; returns new (flat codes, lengths). Errors name the record."""
+        """Crop then pad every record; returns new (flat codes, lengths). Errors name the record.
+        Records are reshaped a length at a time (boolean gathers, no per-record Python)."""
         if not self.transforms or len(lens) == 0:
             return codes, lens
-        mat = alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
+        new = lens
         if self.crop is not None:
             start, end = self.crop
-            ends = lens + end if end < 0 else np.minimum(lens, end)
-            new = ends - start
+            new = (lens + end if end < 0 else np.minimum(lens, end)) - start
             if (new <= 0).any():
                 i = int(np.flatnonzero(new <= 0)[0])
                 raise HelixError(f"sequence of {lens[i]} bp is too short for crop {list(self.crop)}",
                                  path=path, record=f"line {lines[i]}")
-            mat = mat[:, start : start + int(new.max())]
-            mat = np.where(np.arange(mat.shape[1])[None, :] < new[:, None], mat, np.uint8(alphabet.N_CODE))
-            lens = new
-        if self.pad_to:
-            mat, lens = self._pad(mat, lens, path=path, lines=lines)
-        valid = np.arange(mat.shape[1])[None, :] < lens[:, None]
-        return np.ascontiguousarray(mat[valid]), lens.astype(np.int64)
-
-    def _pad(self, mat: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-        up, down = self.context()
-        short = lens < self.pad_to
-        deficit = np.where(short, self.pad_to - lens, 0)
-        if self.pad_context is None:  # plain N padding on the right
-            left = np.zeros_like(deficit)
-        else:
-            left = np.minimum(deficit, len(up))
-            right = deficit - left
-            if (right > len(down)).any():
-                i = int(np.flatnonzero(right > len(down))[0])
+        if self.pad_to and self.pad_context is not None:
+            up, down = self.context()
+            short = self.pad_to - new > len(up) + len(down)
+            if short.any():
+                i = int(np.flatnonzero(short)[0])
                 raise HelixError(f"sequence of {lens[i]} bp is too short to pad to {self.pad_to} with the "
                                  f"{len(up) + len(down)} bp of context", path=path, record=f"line {lines[i]}")
-        width = max(self.pad_to, int(lens.max()))
-        j = np.arange(width)[None, :]
-        in_up = j < left[:, None]
-        in_seq = (j >= left[:, None]) & (j < (left + lens)[:, None])
-        out = np.full((len(lens), width), alphabet.N_CODE, dtype=np.uint8)
-        if len(up):
-            out = np.where(in_up, up[np.clip(len(up) - left[:, None] + j, 0, len(up) - 1)], out)
-        seq_idx = np.clip(j - left[:, None], 0, mat.shape[1] - 1)
-        out = np.where(in_seq, np.take_along_axis(mat, np.broadcast_to(seq_idx, out.shape), 1), out)
-        if len(down):
-            in_down = j >= (left + lens)[:, None]
-            out = np.where(in_down, down[np.clip(j - (left + lens)[:, None], 0, len(down) - 1)], out)
-        return out.astype(np.uint8), np.maximum(lens, self.pad_to)
+        out_lens = np.maximum(new, self.pad_to).astype(np.int64)
+        out = np.empty(int(out_lens.sum()), dtype=np.uint8)
+        for length in np.unique(lens).tolist():
+            rows = lens == length
+            mat = self._reshape(codes[np.repeat(rows, lens)].reshape(-1, length))
+            out[np.repeat(rows, out_lens)] = mat.ravel()
+        return out, out_lens
+
+    def _reshape(self, mat: np.ndarray) -> np.ndarray:
+        """Crop and pad records of one length, (n, L) -> (n, L')."""
+        if self.crop is not None:
+            start, end = self.crop
+            mat = mat[:, start : (mat.shape[1] + end if end < 0 else end)]
+        deficit = self.pad_to - mat.shape[1]
+        if deficit <= 0:
+            return mat
+        n = len(mat)
+        if self.pad_context is None:  # N on the right
+            return np.hstack([mat, np.full((n, deficit), alphabet.N_CODE, dtype=np.uint8)])
+        up, down = self.context()
+        left = min(deficit, len(up))
+        return np.hstack([np.broadcast_to(up[len(up) - left :], (n, left)), mat,
+                          np.broadcast_to(down[: deficit - left], (n, deficit - left))])
