@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter bench-transformer promoter-data clean
+.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench-promoter: $(STAMP)
 
 bench-transformer: $(STAMP)
 	$(PY) benchmarks/transformer.py
+
+bench-dream: $(STAMP)
+	$(PY) benchmarks/dream.py
+
+bench-dream-scale: $(STAMP)
+	$(PY) benchmarks/dream_scale.py
 
 clean:
 	rm -rf demo_out runs .pytest_cache

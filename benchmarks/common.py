@@ -53,6 +53,21 @@ def summary_table(records: list[dict[str, Any]], group: Sequence[str], columns: 
     return "\n".join(lines)
 
 
+def machine_line(env: dict[str, Any]) -> str:
+    """The provenance line of a summary, from a record's environment fields."""
+    threads = f" ({env['threads']} torch threads)" if env.get("threads") else ""
+    return (f"Machine: {env['machine']}, {env['cpus']} CPUs{threads}, no GPU; torch {env['torch']}; "
+            f"commit {env['commit']}.")
+
+
+def averages(*columns: str) -> dict[str, Callable[[list[float]], str]]:
+    """summary_table formats: the mean, rounded, for these columns (params: the first value)."""
+    fmt: dict[str, Callable[[list[float]], str]] = {c: (lambda v: f"{sum(v) / len(v):.0f}") for c in columns}
+    fmt["params"] = lambda v: f"{int(v[0]):,}"
+    fmt["epochs"] = lambda v: f"{sum(v) / len(v):.1f}"
+    return fmt
+
+
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "auprc")
 
 

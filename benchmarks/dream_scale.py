@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, run_script  # noqa: E402
+from common import RESULTS, append_record, load_records, machine_line, run_script  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "dream_scale"
 OUT_JSON = RESULTS / "dream_scale.json"
@@ -158,7 +158,7 @@ def write_summary() -> None:
     lines = ["# DREAM 2022 at scale: prepare and loader", "",
              "A synthetic training file of the real one's size and shape (see `benchmarks/dream_scale.py`), "
              "each measurement in a fresh process; peak memory is that process's maximum resident set.", "",
-             f"Machine: {env['machine']}, {env['cpus']} CPUs, no GPU; commit {env['commit']}.", "",
+             machine_line(env), "",
              "| measure | rows | options | rows/s | seconds | peak memory (MB) | output |",
              "|---|---|---|---|---|---|---|"]
     for r in records:
