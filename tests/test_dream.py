@@ -240,6 +240,18 @@ def test_two_stage_training_one_command_and_resume(tmp_path, monkeypatch):
         assert resumed["stage1"]["splits"]["test"][key] == straight["stage1"]["splits"]["test"][key]
 
 
+def test_holdout_validation_rows_are_not_trained_on(tmp_path):
+    files = _regression_files(tmp_path)
+    cfg = _legnet_config({"train": files["train"], "test": files["test"]}, )
+    cfg["data"]["holdout"] = 0.1  # type: ignore[index]
+    cfg["train"]["epochs"] = 1  # type: ignore[index]
+    res = fit(config_from_dict(cfg, "test"), tmp_path / "run")
+    assert "valid" in res["splits"]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    assert info["train"]["records"] == 540 and info["valid"]["records"] == 60
+    assert info["train"]["subset"]["holdout"] == 0.1
+
+
 def test_dream_cli_train_predict_and_prepare(tmp_path):
     from typer.testing import CliRunner
 

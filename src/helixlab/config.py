@@ -52,7 +52,9 @@ class DataConfig:
     crop / pad_to / pad_context: reshape every sequence, in training and in prediction (see
     helixlab.transforms; e.g. crop = [17, -13] keeps the DREAM random region).
     per_bin: train on at most this many rows from each of `bins` equal-width label bins (a near-
-    uniform subset, seeded; 0 = all rows): the second stage of two-stage training."""
+    uniform subset, seeded; 0 = all rows): the second stage of two-stage training.
+    holdout: with no data.valid, this fraction of the training rows (fixed, not by the seed) is the
+    validation split and is not trained on (S2: 0.01, S4: 0.015)."""
 
     train: str | list[str] = ""
     valid: str | list[str] | None = None
@@ -72,6 +74,7 @@ class DataConfig:
     pad_context: str | list[str] | None = None
     per_bin: int = 0
     bins: int = 18
+    holdout: float = 0.0
 
 
 @dataclass
@@ -224,7 +227,7 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.monitor is not None and t.monitor not in HIGHER_IS_BETTER:
         raise HelixError(f"train.monitor {t.monitor!r} is not a known metric; choose from "
                          f"{sorted(HIGHER_IS_BETTER)}", path=source, record="train.monitor")
-    if t.patience and not cfg.data.valid:
+    if t.patience and not (cfg.data.valid or cfg.data.holdout):
         raise HelixError("train.patience needs data.valid for early stopping", path=source, record="train.patience")
     if cfg.data.iupac not in ("error", "n"):
         raise HelixError(f"data.iupac must be 'error' or 'n', got {cfg.data.iupac!r}", path=source, record="data.iupac")
@@ -243,6 +246,12 @@ def check_config(cfg: RunConfig, source: str) -> None:
         SeqOptions.from_config(d).check()
     except HelixError as exc:
         raise HelixError(exc.message, path=source, record=exc.record) from None
+    if d.holdout and d.window:
+        raise HelixError("data.holdout is for tables of records; genome windows take data.regions",
+                         path=source, record="data.holdout")
+    if not 0.0 <= d.holdout < 1.0:
+        raise HelixError(f"data.holdout must be a fraction in [0, 1), got {d.holdout}", path=source,
+                         record="data.holdout")
     if d.per_bin < 0 or d.bins < 1:
         raise HelixError("data.per_bin must be >= 0 and data.bins >= 1", path=source, record="data.per_bin")
     s2 = cfg.stage2

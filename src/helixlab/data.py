@@ -56,6 +56,12 @@ def per_bin_rows(values: np.ndarray, per_bin: int, bins: int, seed: int = 0) -> 
     return np.sort(np.concatenate(picked))
 
 
+def holdout_rows(n: int, fraction: float) -> np.ndarray:
+    """Sorted indices of a fixed `fraction` of n rows (at least one): the validation rows held out of a
+    training file. Fixed by n alone, not by the training seed, so every run holds out the same rows."""
+    return np.sort(np.random.default_rng([n, 99]).permutation(n)[: max(1, round(fraction * n))])
+
+
 class RowSubset:
     """Some rows of a shard, read like a shard (the per-bin training subset)."""
 

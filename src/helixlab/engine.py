@@ -25,8 +25,8 @@ import torch.distributed as dist
 from helixlab import checkpoint as ckpt
 from helixlab import runs
 from helixlab.config import DEFAULT_SAMPLES, RunConfig, expand_path
-from helixlab.data import (RowSubset, batches_per_epoch, dist_info, eval_batches, load_batch, open_data, per_bin_rows,
-                           rc_augment, train_batches)
+from helixlab.data import (RowSubset, batches_per_epoch, dist_info, eval_batches, holdout_rows, load_batch, open_data,
+                           per_bin_rows, rc_augment, train_batches)
 from helixlab.errors import HelixError
 from helixlab.io import atomic_path
 from helixlab.genome import GenomeWindows, parse_regions
@@ -139,9 +139,13 @@ def _source(cfg: RunConfig, split: str) -> str:
 def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool
                 ) -> Shard | GenomeWindows | RowSubset | None:
     files = _files(cfg, split)
+    d = cfg.data
+    if split == "valid" and not files and d.holdout:  # a fixed fraction of the training rows
+        train = _open_split(replace(cfg, data=replace(d, holdout=0.0, per_bin=0)), run_dir, "train", rank, False)
+        assert isinstance(train, Shard)
+        return RowSubset(train, holdout_rows(len(train), d.holdout), {"holdout": d.holdout})
     if not files:
         return None
-    d = cfg.data
     cache = run_dir / "data" / split
     if d.window:  # windows sampled from long records (a genome), prepared once as one flat array
         if split != "train" and files == _files(cfg, "train"):
@@ -162,12 +166,19 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
     shard = open_data(files, cache, fmt=d.format, seq_col=d.seq_col, label_cols=d.label_cols, iupac=d.iupac,
                       require_labels=cfg.task.kind != "mlm", progress=progress and rank == 0,
                       where=d.where.get(split), options=options)
-    if split == "train" and d.per_bin:
+    if split != "train" or not (d.per_bin or d.holdout and not d.valid):
+        return shard
+    rows = np.arange(len(shard))
+    note: dict[str, object] = {}
+    if d.holdout and not d.valid:  # the rows held out for validation are not trained on
+        rows = np.setdiff1d(rows, holdout_rows(len(shard), d.holdout))
+        note["holdout"] = d.holdout
+    if d.per_bin:
         if shard.labels is None:
             raise HelixError("data.per_bin needs labelled training data", path=_source(cfg, split))
-        rows = per_bin_rows(shard.labels[:, 0], d.per_bin, d.bins, seed=cfg.train.seed)
-        return RowSubset(shard, rows, {"per_bin": d.per_bin, "bins": d.bins})
-    return shard
+        rows = rows[per_bin_rows(shard.labels[rows, 0], d.per_bin, d.bins, seed=cfg.train.seed)]
+        note.update(per_bin=d.per_bin, bins=d.bins)
+    return RowSubset(shard, rows, note)
 
 
 @dataclass
