@@ -7,12 +7,14 @@ results to benchmarks/results/dream.{json,md}.
     .venv/bin/python benchmarks/dream.py --models legnet --seeds 0 1 2
 
 A finished (model, seed) is skipped on restart; an interrupted run resumes from its checkpoint.
-The S2 record of stage 1 alone ("s2_bert_stage1") comes from the same run's RUN_DIR/stage1.
+The S2 record of stage 1 alone ("s2_bert_stage1") comes from the same run's RUN_DIR/stage1;
+cnn_lstm_2step / legnet_2step add stage 2 to the finished cnn_lstm / legnet run of the same seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from common import RESULTS, append_record, averages, load_records, machine_line,
 from helixlab.config import data_root, load_config  # noqa: E402
 from helixlab.dream import DreamTest, predict_test  # noqa: E402
 from helixlab.engine import fit  # noqa: E402
-from helixlab.runs import environment, load_run  # noqa: E402
+from helixlab.runs import environment, load_run, write_json  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "dream"
 PRETRAINED = ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19"  # from benchmarks/transformer.py
@@ -36,6 +38,12 @@ MODELS: dict[str, tuple[str, list[str]]] = {
     "cnn_lstm": ("configs/dream_cnn_lstm.toml", ["train.epochs=3"]),
     "s2_bert": ("configs/dream_s2_bert.toml", ["train.epochs=1"]),
     "s3_bert6": ("configs/dream_s3_bert6.toml", ["train.epochs=1"]),
+    # stage 2 (Huber / per-bin subset) on top of the finished one-stage run of the same seed, which is
+    # reused as stage 1: the comparison shows what the second step adds
+    "cnn_lstm_2step": ("configs/dream_cnn_lstm.toml", ["train.epochs=3", "stage2.per_bin=500", "stage2.epochs=2",
+                                                      "stage2.lr=1e-4"]),
+    "legnet_2step": ("configs/dream_legnet.toml", ["train.epochs=3", "stage2.per_bin=500", "stage2.epochs=2",
+                                                  "stage2.lr=3e-4"]),
 }
 DEFAULT_RUNS = [("legnet", 0), ("cnn_lstm", 0), ("s2_bert", 0), ("s3_bert6", 0),
                 ("legnet", 1), ("cnn_lstm", 1), ("legnet", 2), ("cnn_lstm", 2)]
@@ -82,14 +90,23 @@ def main() -> None:
             continue
         recipe, overrides = MODELS[model]
         run_dir = WORK / model / f"seed{seed}"
+        cfg = load_config(ROOT / recipe, [*overrides, f"train.seed={seed}", "train.progress=false"])
         resume = (run_dir / "config.json").exists()
+        if model.endswith("_2step") and not resume:
+            base = WORK / model.removesuffix("_2step") / f"seed{seed}"
+            if not (base / "results.json").exists():
+                print(f"== {model} seed {seed}: needs the finished {base.parent.name} run first; skipped")
+                continue
+            run_dir.mkdir(parents=True)
+            shutil.copytree(base, run_dir / "stage1")
+            write_json(run_dir / "config.json", cfg.to_dict())
+            resume = True
         init_from = str(PRETRAINED) if model == "s3_bert6" and (PRETRAINED / "results.json").exists() else None
         print(f"== {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
-        cfg = load_config(ROOT / recipe, [*overrides, f"train.seed={seed}", "train.progress=false"])
         res = fit(cfg, run_dir, resume=resume, init_from=init_from)
         fields = {"dataset": "dream_dev_split", "model": model, "recipe": recipe, "seed": seed,
                   "pretrained": init_from is not None}
-        if "stage1" in res:  # two-step: stage 1 alone, scored the same way
+        if "stage1" in res and not model.endswith("_2step"):  # two-step: stage 1 alone, scored the same way
             append_record(OUT_JSON, {**record_of(res["stage1"], run_dir / "stage1", test,
                                                  {**fields, "model": f"{model}_stage1"}, env)})
         record = record_of(res, run_dir, test, fields, env)
