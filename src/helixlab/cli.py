@@ -199,7 +199,8 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     data: Annotated[Path, typer.Argument(help="labelled data: a file or a prepared directory")],
     out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the metrics as JSON")] = None,
-    rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
+    rc_average: Annotated[Optional[bool], typer.Option(help="average forward and reverse-complement outputs "
+                                                            "[default: as the run was evaluated]")] = None,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
     where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
@@ -228,7 +229,8 @@ def evaluate(
         if run.seq_len is not None and shard.length != run.seq_len:
             raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))
         metrics, _ = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=dev,
-                                    rc_average=rc_average, progress=True)
+                                    rc_average=run.config.train.rc_average if rc_average is None else rc_average,
+                                    progress=True)
     _print_metrics({data.name: metrics})
     if out:
         write_json(out, metrics)
@@ -239,7 +241,8 @@ def predict_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="FASTA or table of sequences")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output CSV: id, prediction")],
-    rc_average: Annotated[bool, typer.Option(help="average forward and reverse-complement outputs")] = False,
+    rc_average: Annotated[Optional[bool], typer.Option(help="average forward and reverse-complement outputs "
+                                                            "[default: as the run was evaluated]")] = None,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
@@ -254,6 +257,7 @@ def predict_cmd(
 
     dev = str(resolve_device(device))
     run = load_run(run_dir, device=dev)
+    rc_average = run.config.train.rc_average if rc_average is None else rc_average
     n = predict_file(run, input_path, out, rc_average=rc_average, batch_size=batch_size, device=dev,
                      iupac=iupac, attentions=attentions, attention_layer=attention_layer)  # type: ignore[arg-type]
     typer.echo(f"wrote {n:,} predictions to {out}" + (f" and attention weights to {attentions}" if attentions else ""))
