@@ -91,9 +91,19 @@ def test_bad_dream_lines_name_the_file_and_line_and_leave_nothing(tmp_path, body
 
 def test_dream_file_of_bare_sequences_reads_unlabelled(tmp_path):
     path = tmp_path / "new.txt"
-    path.write_text("ACGTACGT\nTTTTACGA\n")
+    path.write_text("\nACGTACGT\nTTTTACGA\n")
     chunk = next(read_dream(path))
     assert chunk.labels is None and chunk.lengths.tolist() == [8, 8]  # type: ignore[union-attr]
+    shard = Shard.open(prepare([path], tmp_path / "p", progress=False))
+    assert shard.labels is None and len(shard) == 2
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("ACGTACGT\nTTTTACGA\t3.5\n")
+    with pytest.raises(HelixError, match="line 2: this line has a value column"):
+        prepare([mixed], tmp_path / "q", progress=False)
+    wide = tmp_path / "wide.txt"
+    wide.write_text("ACGT\t1\nACGT\t" + "9" * 100 + "\n")
+    with pytest.raises(HelixError, match="line 2: label field of 100 characters"):
+        prepare([wide], tmp_path / "r", progress=False)
 
 
 def test_where_selects_rows_and_filters_drop_training_rows(tmp_path):
@@ -136,6 +146,8 @@ def test_crop_and_plasmid_padding():
                                         lines=lines)
     with pytest.raises(HelixError, match="too short to pad"):
         SeqOptions(pad_to=200, pad_context=("AC", "GT")).apply(codes, lens, path="x", lines=lines)
+    with pytest.raises(HelixError, match="continues the whole sequence"):
+        SeqOptions(crop=(17, -13), pad_to=150, pad_context="pTpA").check()
 
 
 def test_per_bin_subset_is_near_uniform():
@@ -344,5 +356,7 @@ def test_scorer_on_the_real_test_set(dream_dir, tmp_path):
     r = CliRunner().invoke(app, ["dream-score", str(csv), "--data-dir", str(dream_dir), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["pearson_score"] == pytest.approx(test.score(noisy)["pearson_score"])
+    r = CliRunner().invoke(app, ["dream-score", str(csv), "--data-dir", str(dream_dir), "--snv", "public"])
+    assert r.exit_code != 0 and "none is left in the private score" in str(r.exception)
     with gzip.open(dream_dir / "official_public_leaderboard_ids" / "ground.json.gz") as fh:
         assert len(json.load(fh)) == 9_045

@@ -179,11 +179,16 @@ def dream_score(
     from helixlab.engine import resolve_device
     from helixlab.runs import load_run, write_json
 
+    if snv == "public" and rows == "private":
+        raise HelixError("--snv public pairs are all public-leaderboard pairs: none is left in the private score; "
+                         "use --snv hamming1 or --rows all", record="--snv")
     d = data_dir or data_root() / "dream2022_yeast"
     test = DreamTest.load(d, snv=snv)
     if source.is_dir():
         dev = resolve_device(device)
-        pred = predict_test(load_run(source, device=str(dev)), d, test.rows(rows), device=str(dev))
+        # the private score also counts pair members and subset rows that only other parts list as public
+        wanted = test.rows("all" if rows == "private" else rows)
+        pred = predict_test(load_run(source, device=str(dev)), d, wanted, device=str(dev))
     else:
         pred = read_predictions(source, len(test.expression))
     result = test.score(pred, rows=rows)

@@ -176,24 +176,20 @@ def format_score(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def predict_test(run: object, data_dir: str | Path, rows: np.ndarray, *, batch_size: int = 1024,
+def predict_test(run: object, data_dir: str | Path, rows: np.ndarray, *, batch_size: int = 256,
                  device: str = "cpu") -> np.ndarray:
     """Predictions of a trained run (`runs.load_run`) for the test rows in `rows` (boolean mask by idx),
-    with the run's own crop/padding and strand averaging; NaN elsewhere."""
+    through the same input path as `helixlab predict` (the run's crop/padding, strand averaging); NaN elsewhere."""
     import pandas as pd
 
     from helixlab import alphabet
-    from helixlab.predict import predict
-    from helixlab.transforms import SeqOptions
+    from helixlab.predict import model_inputs, predict
 
     path = Path(data_dir) / TEST_FILE
     seqs = pd.read_csv(path, sep="\t", usecols=["sequence"])["sequence"].to_numpy()[rows]
     lens = np.array([len(s) for s in seqs], dtype=np.int64)
-    codes = alphabet.encode("".join(seqs))
-    lines = np.flatnonzero(rows) + 2
-    codes, lens = SeqOptions.from_config(run.config.data).transforms_only().apply(  # type: ignore[attr-defined]
-        codes, lens, path=str(path), lines=lines)
-    x = alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
+    x = model_inputs(run, alphabet.encode("".join(seqs)), lens, path=str(path),  # type: ignore[arg-type]
+                     lines=np.flatnonzero(rows) + 2)
     out = predict(run.model, x, batch_size=batch_size, device=device,  # type: ignore[attr-defined]
                   rc_average=run.config.train.rc_average)  # type: ignore[attr-defined]
     pred = np.full(len(rows), np.nan)

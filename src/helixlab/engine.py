@@ -304,15 +304,24 @@ def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False
     return fit_one(cfg, rd, resume=resume)
 
 
-def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
-    """One training run into `rd` (resume=True: continue it, or start it in an existing directory)."""
-    rank, world = dist_info()
+def distributed_device(cfg: RunConfig) -> torch.device:
+    """This process's device; under torchrun, the process group is started once (idempotent) and each
+    rank takes its own GPU."""
+    _, world = dist_info()
     device = resolve_device(cfg.train.device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if world > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
+    return device
+
+
+def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
+    """One training run into `rd` (resume=True: continue it, or start it in an existing directory)."""
+    rank, world = dist_info()
+    device = distributed_device(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if not resume and rank == 0:

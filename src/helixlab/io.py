@@ -55,7 +55,7 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
         return "csv"
     if name.endswith((".tsv", ".txt")):
         with open_text(p) as fh:
-            first = fh.readline().split("\t")[0].strip()
+            first = next((line for line in fh if line.strip()), "").split("\t")[0].strip()
         if first and set(first.upper()) <= set("ACGTN"):
             return "dream"
         return "tsv"
@@ -190,22 +190,17 @@ def read_table(
         yield from read_dream(path, require_labels=require_labels)
         return
     import pandas as pd
+
     sep = "," if fmt == "csv" else "\t"
-    header_lines = 0 if fmt == "dream" else 1
     with open_text(path) as fh:
         try:
-            reader = pd.read_csv(fh, sep=sep, header=None if fmt == "dream" else 0, chunksize=chunk_rows,
+            reader = pd.read_csv(fh, sep=sep, header=0, chunksize=chunk_rows,
                                  dtype=str, keep_default_na=False, na_values=[""], engine="c")
             first = True
             row0 = 0
             for frame in reader:
                 if first:
                     columns = [str(c) for c in frame.columns]
-                    if fmt == "dream":
-                        if len(columns) < 2:
-                            raise HelixError("expected DREAM lines 'sequence<TAB>value'", path=path, record="line 1")
-                        frame.columns = ["sequence", "expression"] + [f"col{i}" for i in range(2, len(columns))]
-                        columns = [str(c) for c in frame.columns]
                     scol = _pick(columns, seq_col, SEQ_COLUMNS, "sequence", path)
                     if scol is None:
                         raise HelixError(f"no sequence column (looked for {list(SEQ_COLUMNS)}); columns are "
@@ -218,16 +213,14 @@ def read_table(
                     if require_labels and not lcols:
                         raise HelixError(f"no label column (looked for {list(LABEL_COLUMNS)}); columns are "
                                          f"{columns}", path=path, record="line 1")
-                    icol = _pick(columns, id_col, ID_COLUMNS, "id", path) if id_col or fmt != "dream" else None
+                    icol = _pick(columns, id_col, ID_COLUMNS, "id", path)
                     if where_col is not None:
                         _pick(columns, where_col, (), "selection", path)
                     first = False
-                elif fmt == "dream":
-                    frame.columns = ["sequence", "expression"] + [f"col{i}" for i in range(2, frame.shape[1])]
                 n = len(frame)
                 if n == 0:
                     continue
-                lines = np.arange(row0, row0 + n) + 1 + header_lines
+                lines = np.arange(row0, row0 + n) + 2  # line 1 is the header
                 row0 += n
                 if where_col is not None:
                     sel = (frame[where_col] == where_value).to_numpy()
@@ -300,7 +293,7 @@ def read_dream(path: str | os.PathLike[str], *, require_labels: bool = False, bl
                     labelled = chunk.labels is not None
                     if require_labels and not labelled:
                         raise HelixError("expected DREAM lines 'sequence<TAB>value'; no value column",
-                                         path=path, record="line 1")
+                                         path=path, record=f"line {chunk.lines[0]}")
                     yield chunk
             if not data:
                 break
@@ -332,6 +325,10 @@ def _parse_dream_block(body: bytes, path: str, line0: int, labelled: bool | None
     if labelled and not has_tab.all():
         i = int(np.flatnonzero(~has_tab)[0])
         raise HelixError("expected 'sequence<TAB>value'; this line has no value", path=path, record=f"line {lines[i]}")
+    if not labelled and has_tab.any():
+        i = int(np.flatnonzero(has_tab)[0])
+        raise HelixError("this line has a value column but the first record has none", path=path,
+                         record=f"line {lines[i]}")
     seq_end = tab if labelled else np.where(has_tab, tab, ends)
     lens = seq_end - starts
     if (lens == 0).any():
@@ -354,6 +351,10 @@ def _parse_dream_block(body: bytes, path: str, line0: int, labelled: bool | None
 def _parse_floats(a: np.ndarray, v0: np.ndarray, v1: np.ndarray, path: str, lines: np.ndarray) -> np.ndarray:
     """Decimal text fields a[v0:v1] -> float64, vectorised; errors name the first bad line."""
     width = int((v1 - v0).max())
+    if width > MAX_VALUE_WIDTH:
+        i = int(np.flatnonzero(v1 - v0 > MAX_VALUE_WIDTH)[0])
+        raise HelixError(f"label field of {int(v1[i] - v0[i])} characters is not a number", path=path,
+                         record=f"line {lines[i]}")
     empty = v1 <= v0
     if empty.any():
         i = int(np.flatnonzero(empty)[0])
@@ -372,6 +373,9 @@ def _parse_floats(a: np.ndarray, v0: np.ndarray, v1: np.ndarray, path: str, line
         raise HelixError(f"label is not a finite number ({text[i].decode(errors='replace')!r})",
                          path=path, record=f"line {lines[i]}")
     return values
+
+
+MAX_VALUE_WIDTH = 64
 
 
 def _to_float(text: bytes) -> float:
@@ -398,8 +402,10 @@ def label_names(path: str | os.PathLike[str], fmt: Format = "auto", label_cols: 
         return []
     if label_cols:
         return list(label_cols)
-    if fmt == "dream":
-        return ["expression"]
+    if fmt == "dream":  # labelled when the first record has a value column
+        with open_text(path) as fh:
+            first = next((line for line in fh if line.strip()), "")
+        return ["expression"] if "\t" in first else []
     with open_text(path) as fh:
         header = fh.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")
     found = next((c for c in LABEL_COLUMNS if c in header), None)

@@ -40,6 +40,20 @@ def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size:
         model.train(was_training).to(original)
 
 
+def model_inputs(run: LoadedRun, codes: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
+                 ) -> np.ndarray:
+    """Encoded records (flat codes + lengths) -> the (N, L) uint8 matrix the run's model reads: the run's
+    crop / padding applied, lengths checked against a fixed-length model. Errors name the record."""
+    codes, lens = SeqOptions.from_config(run.config.data).transforms_only().apply(codes, lens, path=path, lines=lines)
+    if run.seq_len is not None:
+        bad = np.flatnonzero(lens != run.seq_len)
+        if bad.size:
+            raise HelixError(f"sequence length {lens[bad[0]]} differs from the model's input length "
+                             f"{run.seq_len}", path=path, record=f"line {lines[bad[0]]}")
+        return codes.reshape(-1, run.seq_len)
+    return alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
+
+
 def output_names(run: LoadedRun) -> list[str]:
     """Column names of the prediction columns of a run."""
     if run.task.kind == "multiclass":
@@ -98,7 +112,6 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
                          "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
     n = 0
     path = str(input_path)
-    options = SeqOptions.from_config(run.config.data).transforms_only()  # the run's crop / padding
     writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None
     with atomic_path(out_csv, overwrite=overwrite) as tmp:
         with open(tmp, "w", newline="") as fh, progress_bar(desc="predict", unit=" seqs") as bar:
@@ -106,15 +119,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
             writer.writerow(["id", *output_names(run)])
             for chunk in read_records(path):
                 codes, lens, _ = encode_chunk(chunk, path, iupac)
-                codes, lens = options.apply(codes, lens, path=path, lines=chunk.lines)
-                if run.seq_len is not None:
-                    bad = np.flatnonzero(lens != run.seq_len)
-                    if bad.size:
-                        raise HelixError(f"sequence length {lens[bad[0]]} differs from the model's input length "
-                                         f"{run.seq_len}", path=path, record=f"line {chunk.lines[bad[0]]}")
-                    matrix = codes.reshape(-1, run.seq_len)
-                else:
-                    matrix = alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
+                matrix = model_inputs(run, codes, lens, path=path, lines=chunk.lines)
                 out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average)
                 values = run.task.activate(out_raw).numpy()
                 ids = chunk.ids or [str(n + k) for k in range(len(matrix))]

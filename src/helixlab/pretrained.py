@@ -61,18 +61,15 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
         return cfg
     p = _run_of(p) or p
     if kind == "run":
-        src_name = json.loads((p / "config.json").read_text())["model"]["name"]
-        if src_name != cfg.model.name:
-            raise HelixError(f"pretrained run has model {src_name!r}, this config {cfg.model.name!r}", path=str(p))
+        src = json.loads((p / "config.json").read_text())["model"]
+        if src["name"] != cfg.model.name:
+            raise HelixError(f"pretrained run has model {src['name']!r}, this config {cfg.model.name!r}", path=str(p))
         if cfg.model.name != "bert":
             return cfg  # same model: its weights are loaded as they are (load_init)
-    if cfg.model.name != "bert":
-        raise HelixError(f"--init-from a {'run' if kind == 'run' else 'BERT checkpoint'} needs model.name = "
-                         f"'bert', not {cfg.model.name!r}", path=str(p))
+    elif cfg.model.name != "bert":
+        raise HelixError(f"--init-from a BERT checkpoint needs model.name = 'bert', not {cfg.model.name!r}",
+                         path=str(p))
     if kind == "run":
-        src = json.loads((p / "config.json").read_text())["model"]
-        if src["name"] != "bert":
-            raise HelixError(f"pretrained run has model {src['name']!r}, this config 'bert'", path=str(p))
         encoder = {k: v for k, v in src["params"].items() if k in ENCODER_KEYS}
         if (p / TOKENIZER_FILE).exists():
             shutil.copyfile(p / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
@@ -154,8 +151,11 @@ def load_init(model: torch.nn.Module, source: str | Path, task: Any = None) -> d
         tensors, _ = ckpt.read(path)
         tensors = {k.removeprefix("model."): v for k, v in tensors.items() if not k.startswith(("optim.", "rng."))}
         run = _run_of(p) or p
-        if task is None or not same_task(run, task):
-            tensors = {k: v for k, v in tensors.items() if not k.startswith(TASK_HEADS)}
+        own = model.state_dict()
+        head = {k: v for k, v in tensors.items() if k.startswith(TASK_HEADS)}
+        fits = all(k in own and own[k].shape == v.shape for k, v in head.items())
+        if task is None or not same_task(run, task) or not fits:  # another task (or outputs): a new head
+            tensors = {k: v for k, v in tensors.items() if k not in head}
     else:
         tensors = _hf_weights(p)
     own = model.state_dict()

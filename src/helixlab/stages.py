@@ -39,22 +39,39 @@ def stage2_config(cfg: RunConfig, stage1_dir: Path) -> RunConfig:
 
 
 def fit_two_stage(cfg: RunConfig, rd: Path, resume: bool) -> dict[str, Any]:
-    from helixlab.engine import fit, fit_one
+    import torch.distributed as dist
 
+    from helixlab.data import dist_info
+    from helixlab.engine import distributed_device, fit, fit_one
+
+    rank, world = dist_info()
+    distributed_device(cfg)  # under torchrun: the process group, so the ranks can wait for rank 0
+    s1 = rd / STAGE1
+    s1_done, s1_resume = (s1 / runs.RESULTS).exists(), (s1 / runs.CONFIG).exists()  # read before any change
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        if not resume:
+            if rd.exists():
+                raise HelixError("run directory already exists; refusing to overwrite it (use --resume to "
+                                 "continue)", path=str(rd))
+            rd.mkdir(parents=True)
+        if not s1_done and s1.exists() and not s1_resume:
+            shutil.rmtree(s1)  # killed before stage 1 wrote anything
     if not resume:
         if cfg.stage2.lr is None:  # resolved once and recorded, so the stage-2 config is a function of it
             cfg = replace(cfg, stage2=replace(cfg.stage2, lr=cfg.train.lr / 10))
-        if rd.exists():
-            raise HelixError("run directory already exists; refusing to overwrite it (use --resume to continue)",
-                             path=str(rd))
-        rd.mkdir(parents=True)
-        runs.write_json(rd / runs.CONFIG, cfg.to_dict())
-    s1 = rd / STAGE1
-    if not (s1 / runs.RESULTS).exists():
-        s1_resume = (s1 / runs.CONFIG).exists()
-        if s1.exists() and not s1_resume:
-            shutil.rmtree(s1)  # killed before stage 1 wrote anything
-        fit(stage1_config(cfg), s1, resume=s1_resume)
+        if rank == 0:
+            runs.write_json(rd / runs.CONFIG, cfg.to_dict())
+    if world > 1:
+        dist.barrier()
+    if not s1_done:
+        try:
+            fit(stage1_config(cfg), s1, resume=s1_resume)
+        except BaseException:
+            if not resume and rank == 0 and not (s1 / runs.CONFIG).exists():
+                shutil.rmtree(rd, ignore_errors=True)  # nothing was trained: leave nothing behind
+            raise
     results = fit_one(stage2_config(cfg, s1), rd, resume=True)
     if results:
         results["stage1"] = json.loads((s1 / runs.RESULTS).read_text())

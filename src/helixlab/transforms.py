@@ -19,8 +19,8 @@ import numpy as np
 from helixlab import alphabet
 from helixlab.errors import HelixError
 
-# The pTpA vector around the 80 bp insert (the constant flanks of every DREAM sequence included
-# at the inner ends): bases upstream of the sequence, and bases downstream of it.
+# The pTpA vector around a whole 110 bp DREAM sequence (which carries the constant 17 bp 5' and 13 bp
+# 3' flanks itself): the bases just upstream of its first base and just downstream of its last.
 PLASMID_CONTEXT: dict[str, tuple[str, str]] = {
     "pTpA": ("GCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAAC",
              "TCTTAATTAAAAAAAGATAGAAAACATTAGGAGTGTAACACAAGACTTTCGGATCCTGAGCAGGCAAGATAAACGA"),
@@ -56,6 +56,10 @@ class SeqOptions:
                              record=f"{where}.crop")
         if self.pad_to < 0:
             raise HelixError(f"{where}.pad_to must be >= 0, got {self.pad_to}", record=f"{where}.pad_to")
+        if self.crop is not None and self.pad_to and isinstance(self.pad_context, str):
+            raise HelixError(f"the {self.pad_context} context continues the whole sequence, not a cropped part: "
+                             f"use crop or pad_context, or give [upstream, downstream] bases",
+                             record=f"{where}.pad_context")
         self.context()
 
     def transforms_only(self) -> SeqOptions:
@@ -121,10 +125,18 @@ class SeqOptions:
                                  f"{len(up) + len(down)} bp of context", path=path, record=f"line {lines[i]}")
         out_lens = np.maximum(new, self.pad_to).astype(np.int64)
         out = np.empty(int(out_lens.sum()), dtype=np.uint8)
-        for length in np.unique(lens).tolist():
-            rows = lens == length
-            mat = self._reshape(codes[np.repeat(rows, lens)].reshape(-1, length))
-            out[np.repeat(rows, out_lens)] = mat.ravel()
+        values, counts = np.unique(lens, return_counts=True)
+        common = int(values[counts.argmax()])
+        rows = lens == common  # most records: one boolean gather and scatter over the chunk
+        out[np.repeat(rows, out_lens)] = self._reshape(codes[np.repeat(rows, lens)].reshape(-1, common)).ravel()
+        if not rows.all():  # the few others: index gathers on those records only
+            other = np.flatnonzero(~rows)
+            mat = alphabet.pad_batch(codes, (np.cumsum(lens) - lens)[other], lens[other])
+            starts = (np.cumsum(out_lens) - out_lens)[other]
+            for length in np.unique(lens[other]).tolist():
+                k = np.flatnonzero(lens[other] == length)
+                part = self._reshape(mat[k, :length])
+                out[starts[k, None] + np.arange(part.shape[1])] = part
         return out, out_lens
 
     def _reshape(self, mat: np.ndarray) -> np.ndarray:
