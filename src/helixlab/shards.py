@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -187,7 +188,7 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
     has_ids: bool | None = None
     dropped = 0
     with open(tmp / "seqs.u8", "wb") as fseq, open(tmp / "labels.f32", "wb") as flab, \
-            open(tmp / "ids.txt", "w") as fids, open(tmp / "mask.u8", "wb") as fmask:
+            open(tmp / "ids.txt", "w") as fids, open(tmp / "mask.u8", "wb") as fmask, ThreadPoolExecutor(1) as hasher:
         for path in inputs:
             path = str(path)
             these = label_names(path, fmt, label_cols) if fmt != "fasta" else []
@@ -197,6 +198,7 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
             elif these != names:
                 raise HelixError(f"label columns {these} differ from the first file's {names}", path=path)
             n_file = 0
+            digest = hasher.submit(sha256_file, path)  # on another core while the file is parsed
             for chunk in read_records(path, fmt, **({} if _is_fasta(path, fmt) else dict(
                     seq_col=seq_col, label_cols=label_cols, id_col=id_col, require_labels=require_labels,
                     where=where))):
@@ -242,7 +244,7 @@ def _write(inputs: Sequence[str | os.PathLike[str]], tmp: Path, *, fmt: Format, 
                 n_file += len(lens)
                 bar.update(len(lens))  # type: ignore[attr-defined]
             n_total += n_file
-            sources.append({"path": os.path.abspath(path), "records": n_file, "sha256": sha256_file(path)})
+            sources.append({"path": os.path.abspath(path), "records": n_file, "sha256": digest.result()})
     bar.close()  # type: ignore[attr-defined]
     if n_total == 0:
         raise HelixError("no records left" + (f" after dropping {dropped:,} by the filters" if dropped else "")
