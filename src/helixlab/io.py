@@ -273,7 +273,7 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     return _CheckedGzip(p) if p.name.endswith(".gz") else open(p, "rb")
 
 
-def read_dream(path: str | os.PathLike[str], *, require_labels: bool = False, block_bytes: int = 1 << 25,
+def read_dream(path: str | os.PathLike[str], *, require_labels: bool = False, block_bytes: int = 1 << 23,
                workers: int = 2) -> Iterator[Chunk]:
     """Stream headerless DREAM lines `sequence<TAB>value` (a file of bare sequences, one per line, is
     read unlabelled) in blocks of about `block_bytes`, parsed with numpy: no Python object per row.
