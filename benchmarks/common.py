@@ -60,6 +60,19 @@ def machine_line(env: dict[str, Any]) -> str:
             f"commit {env['commit']}.")
 
 
+def provenance(env: dict[str, Any]) -> dict[str, Any]:
+    """The fields every benchmark record carries about where and how it was measured (`runs.environment()`)."""
+    return {"commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpus": env["cpus"],
+            "threads": env["torch_threads"], "command": env["command"]}
+
+
+def write_report(path: Path, title: str, intro: str, env: dict[str, Any], body: Sequence[str]) -> str:
+    """Write a benchmark's markdown summary: title, what was measured, the machine line, then `body`."""
+    text = "\n".join([f"# {title}", "", intro, "", machine_line(env), "", *body])
+    path.write_text(text)
+    return text
+
+
 def averages(*columns: str) -> dict[str, Callable[[list[float]], str]]:
     """summary_table formats: the mean, rounded, for these columns (params: the first value)."""
     fmt: dict[str, Callable[[list[float]], str]] = {c: (lambda v: f"{sum(v) / len(v):.0f}") for c in columns}
@@ -77,8 +90,7 @@ def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     return {"params": res["params"], "epochs": res["epochs"], "best_epoch": res["best_epoch"],
             "train_seconds": res["train_seconds"], "train_seq_per_s": res["train_seq_per_s"],
             **{k: test[k] for k in CLASSIFICATION}, "valid_accuracy": res["splits"]["valid"]["accuracy"],
-            "commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpus": env["cpus"],
-            "threads": env["torch_threads"], "command": env["command"]}
+            **provenance(env)}
 
 
 def fit_and_record(recipe: Path, overrides: list[str], run_dir: Path, out_json: Path, label: str,

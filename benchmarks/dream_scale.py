@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, machine_line, run_script  # noqa: E402
+from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "dream_scale"
 OUT_JSON = RESULTS / "dream_scale.json"
@@ -142,9 +142,7 @@ def main() -> None:
         if proc.returncode != 0:
             raise SystemExit(f"{kind} failed:\n{proc.stderr}")
         result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
-        record = {"measure": kind, "rows": args.rows, **result, "commit": env["commit"], "torch": env["torch"],
-                  "numpy": env.get("numpy"), "machine": env["processor"], "cpus": env["cpus"],
-                  "command": env["command"]}
+        record = {"measure": kind, "rows": args.rows, **result, **provenance(env)}
         append_record(OUT_JSON, record)
         print(kind, result, flush=True)
     write_summary()
@@ -155,11 +153,7 @@ def write_summary() -> None:
     if not records:
         return
     env = records[-1]
-    lines = ["# DREAM 2022 at scale: prepare and loader", "",
-             "A synthetic training file of the real one's size and shape (see `benchmarks/dream_scale.py`), "
-             "each measurement in a fresh process; peak memory is that process's maximum resident set.", "",
-             machine_line(env), "",
-             "| measure | rows | options | rows/s | seconds | peak memory (MB) | output |",
+    lines = ["| measure | rows | options | rows/s | seconds | peak memory (MB) | output |",
              "|---|---|---|---|---|---|---|"]
     for r in records:
         if r["measure"].startswith("prepare"):
@@ -171,9 +165,11 @@ def write_summary() -> None:
         lines.append(f"| {r['measure']} | {r['rows']:,} | {opts} | {r['rows_per_s']:,} | {r['seconds']} | "
                      f"{r['peak_rss_mb']:,} | {out} |")
     lines += ["", "Targets: prepare >= 1,000,000 rows/s with peak memory <= 2 GB; the loader faster than the model "
-              "trains (LegNet-class here: about 240 sequences/s on 2 CPU cores; see dream.md).", ""]
-    OUT_MD.write_text("\n".join(lines))
-    print("\n".join(lines))
+              "trains (LegNet-class here: 230-290 sequences/s on 2 CPU cores; see dream.md).", ""]
+    print(write_report(OUT_MD, "DREAM 2022 at scale: prepare and loader",
+                       "A synthetic training file of the real one's size and shape (see `benchmarks/dream_scale.py`), "
+                       "each measurement in a fresh process; peak memory is that process's maximum resident set.",
+                       env, lines))
 
 
 if __name__ == "__main__":
