@@ -13,11 +13,15 @@ around the insert (upstream first), the way LegNet fed it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helixlab import alphabet
 from helixlab.errors import HelixError
+
+if TYPE_CHECKING:
+    from helixlab.config import DataConfig
 
 # The pTpA vector around a whole 110 bp DREAM sequence (which carries the constant 17 bp 5' and 13 bp
 # 3' flanks itself): the bases just upstream of its first base and just downstream of its last.
@@ -42,13 +46,11 @@ class SeqOptions:
     pad_context: str | tuple[str, str] | None = None
 
     @classmethod
-    def from_config(cls, data: object) -> SeqOptions:
-        ctx = getattr(data, "pad_context", None)
-        return cls(drop_n=bool(getattr(data, "drop_n", False)),
-                   lengths=tuple(data.lengths) if getattr(data, "lengths", None) else None,  # type: ignore[attr-defined]
-                   crop=tuple(data.crop) if getattr(data, "crop", None) else None,  # type: ignore[attr-defined,arg-type]
-                   pad_to=int(getattr(data, "pad_to", 0) or 0),
-                   pad_context=tuple(ctx) if isinstance(ctx, list) else ctx)  # type: ignore[arg-type]
+    def from_config(cls, data: DataConfig) -> SeqOptions:
+        ctx = data.pad_context
+        return cls(drop_n=data.drop_n, lengths=tuple(data.lengths) if data.lengths else None,
+                   crop=tuple(data.crop) if data.crop else None,  # type: ignore[arg-type]
+                   pad_to=data.pad_to, pad_context=tuple(ctx) if isinstance(ctx, list) else ctx)  # type: ignore[arg-type]
 
     def check(self, where: str = "data") -> None:
         if self.crop is not None and (len(self.crop) != 2 or self.crop[0] < 0):
