@@ -44,7 +44,13 @@ class DataConfig:
 
     window > 0: instead of the records as they are, sample `samples[split]` windows of `window`
     bases without N from `regions[split]` (e.g. ["chrX:0-50000000"]; default: whole records):
-    how a genome is read for pretraining. The sample is fixed by the split, not the training seed.
+    how a genome is read for pretraining. The sample is fixed by the split, not the training seed;
+    the training split draws a new sample every epoch.
+
+    flank > 0: the context task (task.kind = 'context'): windows of `flank` bases each side of a
+    centre sampled from `regions[split]` (2 * flank + 1 bases, the centre hidden), labelled with the
+    centre base and its repeat (lowercase) bit. Centres need max(flank, clearance) N-free bases each
+    side inside the region, so every run with flank <= clearance sees the same positions.
 
     where: per split, 'column=value' rows of a table (e.g. {train = "dev_split=train"}), so the
     splits can come from one file.
@@ -64,6 +70,8 @@ class DataConfig:
     label_cols: list[str] | None = None
     iupac: str = "error"
     window: int = 0
+    flank: int = 0
+    clearance: int = 200
     regions: dict[str, list[str]] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SAMPLES))
     where: dict[str, str] = field(default_factory=dict)
@@ -246,7 +254,16 @@ def check_config(cfg: RunConfig, source: str) -> None:
         SeqOptions.from_config(d).check()
     except HelixError as exc:
         raise HelixError(exc.message, path=source, record=exc.record) from None
-    if d.holdout and d.window:
+    if not isinstance(d.flank, int) or d.flank < 0 or not isinstance(d.clearance, int) or d.clearance < 0:
+        raise HelixError("data.flank and data.clearance must be non-negative integers", path=source,
+                         record="data.flank")
+    if d.flank and d.window:
+        raise HelixError("data.flank (the context task) and data.window (plain windows) exclude each other",
+                         path=source, record="data.flank")
+    if bool(d.flank) != (cfg.task.kind == "context"):
+        raise HelixError("the context task (task.kind = 'context') and data.flank go together", path=source,
+                         record="data.flank" if d.flank else "task.kind")
+    if d.holdout and (d.window or d.flank):
         raise HelixError("data.holdout is for tables of records; genome windows take data.regions",
                          path=source, record="data.holdout")
     if not 0.0 <= d.holdout < 1.0:

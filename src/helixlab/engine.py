@@ -29,7 +29,7 @@ from helixlab.data import (RowSubset, batches_per_epoch, dist_info, eval_batches
                            per_bin_rows, rc_augment, train_batches)
 from helixlab.errors import HelixError
 from helixlab.io import atomic_path
-from helixlab.genome import GenomeWindows, parse_regions
+from helixlab.genome import CentreWindows, GenomeWindows, parse_regions
 from helixlab.models import REGISTRY, build_model, count_params
 from helixlab.pretrained import adopt, load_init
 from helixlab.models.base import SequenceModel, call_model
@@ -147,7 +147,7 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
     if not files:
         return None
     cache = run_dir / "data" / split
-    if d.window:  # windows sampled from long records (a genome), prepared once as one flat array
+    if d.window or d.flank:  # windows sampled from long records (a genome), prepared once as one flat array
         if split != "train" and files == _files(cfg, "train"):
             if split not in d.regions or "train" not in d.regions:
                 raise HelixError(f"data.{split} is the training file: give data.regions for train and {split} "
@@ -155,11 +155,9 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
             cache = run_dir / "data" / "train"  # the same file is prepared once
         if not (len(files) == 1 and Path(files[0]).is_dir()) and not (cache / "meta.json").exists():
             prepare(files, cache, fmt=d.format, length="variable", iupac="n", unique_ids=False,
-                    overwrite=cache.exists(), progress=progress and rank == 0)
+                    overwrite=cache.exists(), progress=progress and rank == 0, keep_mask=bool(d.flank))
         shard = Shard.open(files[0] if Path(files[0]).is_dir() else cache)
-        regions = parse_regions(d.regions.get(split, [n.split()[0] for n in shard.ids()]), shard, _source(cfg, split))
-        return GenomeWindows(shard, d.window, regions, d.samples.get(split, DEFAULT_SAMPLES[split]),
-                             seed=("train", "valid", "test").index(split))
+        return genome_split(cfg, shard, split, source=_source(cfg, split))
     options = SeqOptions.from_config(d)
     if split != "train":  # row filters shape the training set; valid and test are scored whole
         options = options.transforms_only()
@@ -179,6 +177,23 @@ def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: 
         rows = rows[per_bin_rows(shard.labels[rows, 0], d.per_bin, d.bins, seed=cfg.train.seed)]
         note.update(per_bin=d.per_bin, bins=d.bins)
     return RowSubset(shard, rows, note)
+
+
+def genome_split(cfg: RunConfig, shard: Shard, split: str, *, regions: list[str] | None = None,
+                 samples: int | None = None, source: str = "") -> GenomeWindows:
+    """The windows of `split` from a prepared genome per the run's data section (regions and sample
+    size as configured unless given): centre windows for the context task, else plain windows."""
+    d = cfg.data
+    specs = regions or d.regions.get(split) or [n.split()[0] for n in shard.ids()]
+    parsed = parse_regions(specs, shard, source or str(shard.path))
+    n = samples or d.samples.get(split, DEFAULT_SAMPLES[split])
+    seed = ("train", "valid", "test").index(split)
+    if d.flank:
+        if not shard.meta.get("has_mask"):
+            raise HelixError("the context task reports repeats apart: prepare the genome with --keep-mask",
+                             path=str(shard.path))
+        return CentreWindows(shard, d.flank, parsed, n, seed, clearance=d.clearance)
+    return GenomeWindows(shard, d.window, parsed, n, seed=seed)
 
 
 @dataclass
@@ -338,11 +353,42 @@ def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
         if not resume and rank == 0:
             shutil.rmtree(rd, ignore_errors=True)  # nothing was trained: leave nothing behind
         raise
-    _loop(setup, rd, rank, world, device)
+    if getattr(setup.model, "counted", False):
+        _count(setup, rd, world, device)
+    else:
+        _loop(setup, rd, rank, world, device)
     results = finish(rd, setup, device) if rank == 0 else {}
     if world > 1:
         dist.barrier()
     return results
+
+
+def _count(setup: Setup, rd: Path, world: int, device: torch.device) -> None:
+    """Fit a counting model (kmer_count) in one pass over the whole training region instead of
+    gradient steps. Nothing is saved until the counts are complete; a killed run counts again."""
+    state, model, t = setup.state, setup.model, setup.cfg.train
+    if state["epoch"]:
+        return
+    train = setup.shards["train"]
+    if not isinstance(train, CentreWindows):
+        raise HelixError(f"model {setup.cfg.model.name!r} counts genome contexts: it needs the context task "
+                         "(data.flank)", record="model.name")
+    if world > 1:
+        raise HelixError("counting models run in one process, not under torchrun", record="model.name")
+    t0 = time.perf_counter()
+    positions = model.fit_counts(train, setup.task)  # type: ignore[operator]
+    model.to(device)
+    state.update(train_seconds=time.perf_counter() - t0, seqs_seen=positions, epoch=1, best_epoch=1)
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "train_positions": positions,
+                              "train_seconds": round(state["train_seconds"], 2)}
+    if setup.shards["valid"] is not None:
+        metrics, _ = evaluate_shard(model, setup.shards["valid"], setup.task, batch_size=t.eval_batch_size,
+                                    device=device, amp=t.amp)
+        record.update({f"valid_{k}": v for k, v in metrics.items()})
+    state["history"] = [record]
+    ckpt.save_weights(model, rd / runs.BEST, {"epoch": 1})
+    ckpt.save_training_state(rd / runs.LAST, model, setup.optimizer, _gather_rng(1), state)
+    _write_jsonl(rd / runs.METRICS, state["history"])
 
 
 def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -> None:
@@ -366,6 +412,8 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
 
     while not state["done"] and state["epoch"] < t.epochs:
         epoch = state["epoch"]
+        if isinstance(train, GenomeWindows):
+            train.draw(epoch)  # new genome positions every epoch
         net.train()
         bar = progress_bar(t.progress and rank == 0, total=steps_per_epoch, initial=state["batch"],
                            desc=f"epoch {epoch + 1}/{t.epochs}")

@@ -206,3 +206,42 @@ class MaskedLMMetrics:
         token_loss = self.loss_sum / max(self.total, 1)
         return {"mlm_accuracy": self.correct / max(self.total, 1), "token_loss": token_loss,
                 "perplexity": math.exp(min(token_loss, 50.0)), "masked_tokens": float(self.total)}
+
+
+class ContextMetrics:
+    """Centre-base prediction: accuracy, cross-entropy (nats and bits per base), per-class accuracy and
+    the confusion matrix, overall and apart for repeat (soft-masked) and non-repeat positions."""
+
+    GROUPS = ("all", "repeat", "nonrepeat")
+
+    def __init__(self, class_names: list[str], classes: np.ndarray) -> None:
+        self.names, self.classes = class_names, classes
+        k = len(class_names)
+        self.confusion = {g: np.zeros((k, k), dtype=np.int64) for g in self.GROUPS}
+        self.nll = dict.fromkeys(self.GROUPS, 0.0)
+
+    def update(self, prob: np.ndarray, y: np.ndarray) -> None:
+        """prob: (N, K) class probabilities; y: (N, 2) centre base code 0-3 and repeat bit."""
+        truth = self.classes[y[:, 0].astype(np.int64)]
+        pred = prob.argmax(1)
+        nll = -np.log(np.clip(prob[np.arange(len(prob)), truth], 1e-12, None))
+        repeat = y[:, 1] > 0.5
+        for group, rows in (("all", slice(None)), ("repeat", repeat), ("nonrepeat", ~repeat)):
+            np.add.at(self.confusion[group], (truth[rows], pred[rows]), 1)
+            self.nll[group] += float(nll[rows].sum())
+
+    def compute(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for group in self.GROUPS:
+            c = self.confusion[group]
+            n = int(c.sum())
+            suffix = "" if group == "all" else f"_{group}"
+            ce = self.nll[group] / n if n else float("nan")
+            out[f"accuracy{suffix}"] = float(np.trace(c) / n) if n else float("nan")
+            out[f"cross_entropy{suffix}"] = ce
+            out[f"bits_per_base{suffix}"] = ce / math.log(2)
+            for k, name in enumerate(self.names):
+                t = c[k].sum()
+                out[f"accuracy_{name}{suffix}"] = float(c[k, k] / t) if t else float("nan")
+            out[f"positions{suffix}"] = float(n)
+        return out

@@ -50,12 +50,18 @@ def model_inputs(run: LoadedRun, codes: np.ndarray, lens: np.ndarray, *, path: s
         if bad.size:
             raise HelixError(f"sequence length {lens[bad[0]]} differs from the model's input length "
                              f"{run.seq_len}", path=path, record=f"line {lines[bad[0]]}")
-        return codes.reshape(-1, run.seq_len)
+        matrix = codes.reshape(-1, run.seq_len)
+        if run.task.kind == "context":  # the centre base is what the model predicts: it never sees it
+            matrix = matrix.copy()
+            matrix[:, run.seq_len // 2] = alphabet.N_CODE
+        return matrix
     return alphabet.pad_batch(codes, np.cumsum(lens) - lens, lens)
 
 
 def output_names(run: LoadedRun) -> list[str]:
     """Column names of the prediction columns of a run."""
+    if run.task.kind == "context":
+        return [f"prob_{name}" for name in run.task.class_names]  # type: ignore[attr-defined]
     if run.task.kind == "multiclass":
         return [f"prob_class{k}" for k in range(run.task.n_outputs)]
     labels = run.info["labels"]

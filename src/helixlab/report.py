@@ -75,11 +75,36 @@ def plot_scatter(pred: np.ndarray, truth: np.ndarray, title: str, path: Path) ->
     plt.close(fig)
 
 
+def plot_confusion(acc: Any, title: str, path: Path) -> None:
+    """Row-normalised confusion matrices of a context run: all, repeat and non-repeat positions."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, group in zip(axes, acc.GROUPS):
+        c = acc.confusion[group].astype(np.float64)
+        frac = c / np.maximum(c.sum(1, keepdims=True), 1)
+        ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+        for i in range(len(c)):
+            for j in range(len(c)):
+                ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center",
+                        color="white" if frac[i, j] > 0.6 else "black")
+        ax.set(xticks=range(len(c)), yticks=range(len(c)), xticklabels=acc.names, yticklabels=acc.names,
+               xlabel="predicted", ylabel="true", title=f"{group} ({int(c.sum()):,} positions, {title})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.4f}"
+
+
 def _table(rows: dict[str, dict[str, float]]) -> str:
-    keys = list(next(iter(rows.values())).keys())
-    lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for split, metrics in rows.items():
-        lines.append(f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+    """Metrics as rows, splits as columns."""
+    splits = list(rows)
+    keys = list(rows[splits[0]])
+    lines = ["| metric | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(_fmt(rows[s][k]) for s in splits) + " |")
     return "\n".join(lines)
 
 
@@ -92,7 +117,7 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
     plots = rd / "plots"
     plots.mkdir(exist_ok=True)
     made: list[tuple[str, str]] = []
-    if history:
+    if history and "train_loss" in history[0]:  # (counting models have no training loss)
         plot_learning_curves(history, results["monitor"], plots / "learning_curves.png", trace)
         made.append(("Learning curves", "plots/learning_curves.png"))
     for split, acc in accumulators.items():
@@ -100,6 +125,10 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
             scores, labels = acc.arrays()
             plot_roc_pr(scores, labels, split, plots / f"roc_pr_{split}.png")
             made.append((f"ROC and precision-recall, {split}", f"plots/roc_pr_{split}.png"))
+        elif task.kind == "context":
+            plot_confusion(acc, split, plots / f"confusion_{split}.png")
+            made.append((f"Confusion matrices (rows: true, columns: predicted), {split}",
+                         f"plots/confusion_{split}.png"))
         elif task.kind == "regression":
             pred, truth = acc.arrays()
             plot_scatter(pred[:, 0], truth[:, 0], split, plots / f"pred_vs_measured_{split}.png")

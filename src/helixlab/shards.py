@@ -336,6 +336,13 @@ class Shard:
         starts = self.offsets[idx]
         return alphabet.pad_batch(self.seqs, starts, self.offsets[idx + 1] - starts, pad_to)
 
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The soft-mask bit of every base (1 = lowercase), flat like `seqs`; None unless kept."""
+        if not self.meta.get("has_mask"):
+            return None
+        return np.memmap(self.path / "mask.u8", dtype=np.uint8, mode="r")
+
     def ids(self) -> list[str]:
         """Record ids from ids.txt, or 0-based row numbers as strings."""
         if self.meta["has_ids"]:

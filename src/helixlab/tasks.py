@@ -10,17 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from helixlab.errors import HelixError
-from helixlab.metrics import BinaryMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
+from helixlab.metrics import BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
 
 # Metric name -> True when larger is better.
 HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True, "f1": True, "macro_f1": True,
                     "pearson": True, "spearman": True, "loss": False, "mse": False, "mlm_accuracy": True,
-                    "perplexity": False}
+                    "perplexity": False, "cross_entropy": False, "bits_per_base": False,
+                    "accuracy_repeat": True, "accuracy_nonrepeat": True}
 
 
 @dataclass
 class TaskConfig:
-    """kind: 'binary' | 'multiclass' | 'regression' | 'mlm' (masked-language-model pretraining);
+    """kind: 'binary' | 'multiclass' | 'regression' | 'mlm' (masked-language-model pretraining) |
+    'context' (the centre base of genome windows, data.flank; `target` 'base' (A/C/G/T), 'pair'
+    (A/T vs C/G) or 'purine' (A/G vs C/T));
     loss for regression: 'mse' | 'huber'. mlm: `mask_prob` of the tokens are masked, in spans of
     `mask_span` tokens (0 = the tokenizer's choice: k for overlapping k-mers, else 1).
 
@@ -38,13 +41,16 @@ class TaskConfig:
     bins: int = 0
     bin_range: list[float] | None = None
     bin_sd: float = 0.5
+    target: str = "base"
 
 
 class Task:
     kind: str
     default_monitor: str
     needs_labels = True
-    metric_names: frozenset[str] = frozenset(HIGHER_IS_BETTER) - {"mlm_accuracy", "perplexity"}
+    metric_names: frozenset[str] = frozenset(HIGHER_IS_BETTER) - {"mlm_accuracy", "perplexity", "cross_entropy",
+                                                                  "bits_per_base", "accuracy_repeat",
+                                                                  "accuracy_nonrepeat"}
 
     def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
         self.cfg = cfg
@@ -183,6 +189,45 @@ class RegressionTask(Task):
                              path=source)
 
 
+# context targets: class of each base code A, C, G, T, and the class names
+TARGETS: dict[str, tuple[np.ndarray, list[str]]] = {
+    "base": (np.array([0, 1, 2, 3]), ["A", "C", "G", "T"]),
+    "pair": (np.array([0, 1, 1, 0]), ["AT", "CG"]),
+    "purine": (np.array([0, 1, 0, 1]), ["AG", "CT"]),
+}
+
+
+class ContextTask(MulticlassTask):
+    """The centre base of genome windows from its flanks (S5): labels are the centre base code and
+    its repeat bit (`CentreWindows`); the target groups the bases per `cfg.target`."""
+
+    kind = "context"
+    metric_names = frozenset({"loss", "accuracy", "cross_entropy", "bits_per_base", "accuracy_repeat",
+                              "accuracy_nonrepeat"})
+
+    def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
+        super().__init__(cfg, n_labels)
+        if cfg.target not in TARGETS:
+            raise HelixError(f"unknown context target {cfg.target!r}; expected one of {sorted(TARGETS)}",
+                             record="task.target")
+        self.classes, self.class_names = TARGETS[cfg.target]
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.class_names)
+
+    def target(self, y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.classes[np.asarray(y[:, 0], dtype=np.int64)])
+
+    def metrics(self) -> ContextMetrics:  # type: ignore[override]
+        return ContextMetrics(self.class_names, self.classes)
+
+    def check_labels(self, meta: dict[str, Any], source: str) -> None:
+        if list(meta["labels"]) != ["centre", "repeat"]:
+            raise HelixError("a context task reads the centre base of genome windows: set data.flank "
+                             f"(labels here are {meta['labels']})", path=source)
+
+
 def mask_tokens(ids: torch.Tensor, *, tokenizer: Any, prob: float, span: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of token ids (N, T), in contiguous spans of `span` tokens (DNABERT: span = k, so a
@@ -251,7 +296,7 @@ class MaskedLMTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {"binary": BinaryTask, "multiclass": MulticlassTask, "regression": RegressionTask,
-                                "mlm": MaskedLMTask}
+                                "mlm": MaskedLMTask, "context": ContextTask}
 
 
 def make_task(cfg: TaskConfig, n_labels: int) -> Task:

@@ -12,7 +12,8 @@ from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel
 from helixlab.models.bert import Bert, BertConfig
 from helixlab.models.cnn import CNN, CNNConfig
-from helixlab.models.kmer import KmerLinear, KmerLinearConfig
+from helixlab.models.fused import Fused, FusedConfig
+from helixlab.models.kmer import KmerCount, KmerCountConfig, KmerLinear, KmerLinearConfig
 from helixlab.models.legnet import LegNet, LegNetConfig
 from helixlab.models.mlp import MLP, MLPConfig
 from helixlab.models.rnn import CNNGRUConfig, CNNLSTMConfig, GRUConfig, Recurrent, WindowGRUConfig
@@ -34,6 +35,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "kmer_linear": ModelSpec(KmerLinear, KmerLinearConfig),
     "bert": ModelSpec(Bert, BertConfig),
     "legnet": ModelSpec(LegNet, LegNetConfig),
+    "kmer_count": ModelSpec(KmerCount, KmerCountConfig),
+    "fused": ModelSpec(Fused, FusedConfig),
 }
 
 

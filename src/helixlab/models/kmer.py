@@ -39,3 +39,76 @@ class KmerLinear(SequenceModel):
             freq = counts[:, : 4**k] * (1.0 / ids.shape[1])
             parts.append(torch.log1p(freq * 4**k) if self.log_counts else freq)
         return self.norm(torch.cat(parts, 1))
+
+
+@dataclass
+class KmerCountConfig:
+    """S5's k-mer counting model of the centre base: exact counts of (left k-mer, right k-mer, centre
+    class) over every position of the training region (`k` bases each side: 4^(2k) contexts),
+    prediction by the smoothed counts. smoothing 'pseudocount': p = (n + a) / (N + K a), a =
+    `pseudocount`, K classes; 'backoff': each context's prior is the prediction of its (k-1)-base
+    context, down to the class frequencies: p_k = (n + a K p_(k-1)) / (N + a K)."""
+
+    k: int = 5
+    pseudocount: float = 1.0
+    smoothing: str = "pseudocount"
+
+
+class KmerCount(SequenceModel):
+    """Fitted by counting (`fit_counts`, one pass over the training region), not by gradients. Its
+    outputs are log-probabilities; a context with N gets the class frequencies."""
+
+    counted = True
+
+    def __init__(self, cfg: KmerCountConfig, seq_len: int | None, n_outputs: int) -> None:
+        super().__init__()
+        if not 1 <= cfg.k <= 7:
+            raise ValueError("kmer_count k must be in 1..7")
+        if seq_len is None or seq_len % 2 == 0 or seq_len < 2 * cfg.k + 1:
+            raise ValueError(f"kmer_count reads centred windows of odd length >= 2k + 1 = {2 * cfg.k + 1} "
+                             f"(the context task with data.flank >= k), got length {seq_len}")
+        if cfg.smoothing not in ("pseudocount", "backoff") or cfg.pseudocount <= 0:
+            raise ValueError("kmer_count smoothing must be pseudocount or backoff, with pseudocount > 0")
+        self.cfg, self.k, self.centre = cfg, cfg.k, seq_len // 2
+        self.counts = nn.Parameter(torch.zeros(4**cfg.k, 4**cfg.k, n_outputs), requires_grad=False)
+        self.register_buffer("powers", 4 ** torch.arange(2 * cfg.k - 1, -1, -1), persistent=False)
+        self.feature_dim = n_outputs
+        self.head = nn.Identity()
+        self._table: torch.Tensor | None = None
+        self._table_key: tuple[object, ...] | None = None
+
+    def fit_counts(self, windows: object, task: object) -> int:
+        """Count every position of the training windows' regions; returns how many were counted."""
+        from helixlab.genome import context_counts
+
+        counts = context_counts(windows.shard, windows.regions, self.k, task.classes)  # type: ignore[attr-defined]
+        self.counts.data = torch.from_numpy(counts).to(torch.float32)
+        self._table = None
+        return int(counts.sum())
+
+    def log_probs(self) -> torch.Tensor:
+        """(4^(2k) + 1, K) log-probabilities per context id; the last row (contexts with N) the class prior.
+        Computed once from the counts and cached until they change (e.g. weights loaded)."""
+        key = (self.counts._version, self.counts.data_ptr(), self.counts.device)
+        if self._table is None or key != self._table_key:
+            n = self.counts.detach().double()
+            K, a = n.shape[-1], self.cfg.pseudocount
+            prior = (n.sum((0, 1)) + a) / (n.sum() + K * a)
+            if self.cfg.smoothing == "pseudocount":
+                p = (n + a) / (n.sum(-1, keepdim=True) + K * a)
+            else:
+                p = prior.view(1, 1, K)
+                for j in range(1, self.k + 1):  # order-j contexts: sum out the farther bases of each side
+                    nj = n.view(4 ** (self.k - j), 4**j, 4**j, 4 ** (self.k - j), K).sum((0, 3))
+                    prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1).reshape(4**j, 4**j, K)
+                    p = (nj + a * K * prev) / (nj.sum(-1, keepdim=True) + a * K)
+            table = torch.cat([p.reshape(-1, K), prior.view(1, K)]).log().float()
+            self._table, self._table_key = table, key
+        return self._table
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        c, k = self.centre, self.k
+        ctx = torch.cat([x[:, c - k : c], x[:, c + 1 : c + 1 + k]], 1).long()
+        ids = ((ctx & 3) * self.powers).sum(1)
+        ids = torch.where((ctx > 3).any(1), 4 ** (2 * k), ids)
+        return self.log_probs()[ids]

@@ -1,0 +1,99 @@
+"""A network merged with a k-mer counting run (S5): the counting model's log-probabilities are an
+extra input of the network's final layer. Any model family can be the network."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from helixlab.models.base import SequenceModel
+from helixlab.models.kmer import KmerCount, KmerCountConfig
+
+
+@dataclass
+class FusedConfig:
+    """net / net_params: the network (any model name and its parameters); kmer_run: a finished
+    kmer_count run of the same task. Its counts are read when the run starts and kept in this run's
+    weights (frozen); `kmer` records the counting model's parameters (set by the run)."""
+
+    net: str = "cnn"
+    net_params: dict[str, Any] = field(default_factory=dict)
+    kmer_run: str = ""
+    kmer: dict[str, Any] = field(default_factory=dict)
+
+
+def _kmer_params(kmer_run: str) -> dict[str, Any]:
+    """The parameters of a finished kmer_count run (an error naming the run otherwise)."""
+    from helixlab.config import expand_path
+    from helixlab.errors import HelixError
+
+    rd = Path(expand_path(kmer_run))
+    config, weights = rd / "config.json", rd / "checkpoints" / "best.safetensors"
+    if not config.exists() or not weights.exists():
+        raise HelixError("model.params.kmer_run must be a finished kmer_count run", path=str(rd))
+    model = json.loads(config.read_text())["model"]
+    if model["name"] != "kmer_count":
+        raise HelixError(f"model.params.kmer_run is a {model['name']!r} run, not kmer_count", path=str(rd))
+    return model["params"]
+
+
+def _kmer_weights(kmer_run: str) -> Path | None:
+    """The counting run's weights when they are still there."""
+    from helixlab.config import expand_path
+
+    path = Path(expand_path(kmer_run)) / "checkpoints" / "best.safetensors"
+    return path if kmer_run and path.exists() else None
+
+
+class Fused(SequenceModel):
+    uses_run_dir = True
+
+    @classmethod
+    def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
+                    ) -> dict[str, Any]:
+        from helixlab.models import REGISTRY, model_config
+
+        cfg = model_config("fused", params)
+        kmer_params = _kmer_params(cfg.kmer_run)
+        net_params = REGISTRY[cfg.net].cls.prepare_run(cfg.net_params, run_dir, sequences)
+        return {**params, "net_params": net_params, "kmer": kmer_params}
+
+    def __init__(self, cfg: FusedConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:
+        super().__init__()
+        from helixlab.models import build_model
+
+        if cfg.net == "fused":
+            raise ValueError("the network of a fused model cannot itself be fused")
+        self.net = build_model(cfg.net, cfg.net_params, seq_len, n_outputs, run_dir=run_dir)
+        self.kmer = KmerCount(KmerCountConfig(**cfg.kmer), seq_len, n_outputs)
+        if self.net.takes_strand:
+            raise ValueError(f"the network {cfg.net!r} reads a strand channel; fuse a model without one")
+        weights = _kmer_weights(cfg.kmer_run)
+        if weights is not None:  # a finished run loads its own checkpoint over these
+            from safetensors.torch import load_file
+
+            counts = load_file(str(weights))["counts"]
+            if counts.shape != self.kmer.counts.shape:
+                raise ValueError(f"the k-mer run has counts of shape {tuple(counts.shape)}, this task needs "
+                                 f"{tuple(self.kmer.counts.shape)} (same k and target)")
+            self.kmer.counts.data = counts.float()
+        head = self.net.head
+        body, last = (head[:-1], head[-1]) if isinstance(head, nn.Sequential) else (nn.Identity(), head)
+        if not isinstance(last, nn.Linear):
+            raise ValueError(f"the network {cfg.net!r} does not end in a linear layer")
+        self.net.head = body
+        self.feature_dim = last.in_features + n_outputs
+        self.head = nn.Linear(self.feature_dim, n_outputs)
+        with torch.no_grad():  # start as the k-mer model; the network learns what it adds
+            self.head.weight[:, : last.in_features].mul_(0.1)
+            self.head.weight[:, last.in_features :] = torch.eye(n_outputs)
+            self.head.bias.zero_()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net.head(self.net.features(x)), self.kmer.features(x)], 1)
