@@ -60,3 +60,54 @@ def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("HELIXLAB_TEST_THREADS", "1")))
+
+
+def _checkpoint_position(path: Path) -> tuple[int, int]:
+    """(epoch, batch) recorded in a last.safetensors, or (-1, -1) while none is readable."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            state = json.loads(fh.metadata()["trainer"])
+        return state["epoch"], state["batch"]
+    except Exception:
+        return -1, -1
+
+
+def kill_and_resume(cfg: dict[str, object], tmp_path: Path) -> tuple[Path, Path]:
+    """Train `cfg` straight through, and again with a SIGKILL as soon as a mid-epoch checkpoint of
+    epoch 2 or later exists, then `--resume`: returns (straight run, killed-and-resumed run)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def train(run: Path) -> list[str]:
+        return [sys.executable, "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
+
+    straight, run = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(train(straight), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(train(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.safetensors"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        epoch, batch = _checkpoint_position(last)
+        if epoch >= 1 and batch > 0:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "results.json").exists()
+    assert _checkpoint_position(last)[0] < int(cfg["train"]["epochs"])  # type: ignore[index]
+    resumed = subprocess.run([sys.executable, "-m", "helixlab", "train", "--resume", str(run)], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    return straight, run

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from helixlab.cli import main
 from helixlab.config import config_from_dict
 from helixlab.engine import fit, lr_factor
-from tests.conftest import tiny_config
+from tests.conftest import kill_and_resume, tiny_config
 
 METRIC_KEYS = ("loss", "accuracy", "mcc", "auroc")
 
@@ -63,52 +61,13 @@ def test_lr_schedules():
     assert lr_factor(0, 100, "onecycle", 0.0) == pytest.approx(0.04)
 
 
-def _train_cmd(cfg_path: Path, run: Path) -> list[str]:
-    return [sys.executable, "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
-
-
-def _checkpoint_position(path: Path) -> tuple[int, int]:
-    """(epoch, batch) recorded in a last.safetensors, or (-1, -1) while none is readable."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            state = json.loads(fh.metadata()["trainer"])
-        return state["epoch"], state["batch"]
-    except Exception:
-        return -1, -1
-
-
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, motif_data):
     cfg = tiny_config(motif_data, epochs=8, batch_size=8, checkpoint_every=5, rc_augment=True)
     cfg["model"]["params"]["dropout"] = 0.3
-    cfg_path = tmp_path / "cfg.json"
-    cfg_path.write_text(json.dumps(cfg))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(_train_cmd(cfg_path, tmp_path / "straight"), check=True, env=env, capture_output=True)
-
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(cfg_path, run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = run / "checkpoints" / "last.safetensors"
-    deadline = time.time() + 300
-    # kill as soon as a mid-epoch checkpoint of epoch 2 or later exists (60 steps/epoch, one every 5 steps)
-    while time.time() < deadline and proc.poll() is None:
-        epoch, batch = _checkpoint_position(last)
-        if epoch >= 1 and batch > 0:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "training finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (run / "results.json").exists()
-    epoch, batch = _checkpoint_position(last)
-    assert epoch < 8
-    resumed = subprocess.run([sys.executable, "-m", "helixlab", "train", "--resume", str(run)], env=env,
-                             capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = final_metrics(tmp_path / "straight"), final_metrics(run)
+    straight, run = kill_and_resume(cfg, tmp_path)
+    a, b = final_metrics(straight), final_metrics(run)
     assert {k: a[k] for k in METRIC_KEYS} == {k: b[k] for k in METRIC_KEYS}
-    hist_a = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    hist_a = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
     hist_b = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["valid_loss"] for h in hist_a] == [h["valid_loss"] for h in hist_b]
 

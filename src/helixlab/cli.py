@@ -210,9 +210,15 @@ def evaluate(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
     where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
                                                       "e.g. dev_split=test")] = None,
+    region: Annotated[Optional[list[str]], typer.Option(help="genome runs: windows from NAME:START-END "
+                                                             "(repeat for several) [default: the run's test "
+                                                             "regions]")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="genome runs: how many positions [default: the run's "
+                                                        "test sample size]")] = None,
 ) -> None:
     """Score a trained run on labelled data: classification or regression metrics (the run's crop and
-    padding are applied)."""
+    padding are applied). For genome runs DATA is a genome (FASTA or prepared directory) and the
+    positions are the run's fixed, seeded test sample of the given regions."""
     import tempfile
 
     from helixlab.data import open_data
@@ -224,6 +230,23 @@ def evaluate(
     run = load_run(run_dir, device=str(dev))
     with tempfile.TemporaryDirectory() as tmp:
         d = run.config.data
+        if d.window or d.flank:  # a genome: windows drawn like the run's test split, or from --region
+            from helixlab.engine import genome_split
+            from helixlab.shards import Shard, prepare
+
+            if not data.is_dir():
+                prepare([str(data)], Path(tmp) / "genome", length="variable", iupac="n", keep_mask=bool(d.flank),
+                        unique_ids=False)
+            genome = Shard.open(data if data.is_dir() else Path(tmp) / "genome")
+            windows = genome_split(run.config, genome, "test", regions=region, samples=samples, source=str(data))
+            metrics, _ = evaluate_shard(run.model, windows, run.task, batch_size=batch_size, device=dev,
+                                        progress=True)
+            _print_metrics({data.name: metrics})
+            if out:
+                write_json(out, metrics)
+            return
+        if region or samples:
+            raise HelixError("--region and --samples are for runs on genome windows", record="--region")
         shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
                           iupac=d.iupac, require_labels=run.task.needs_labels, where=where,
                           options=SeqOptions.from_config(d).transforms_only())
@@ -266,6 +289,58 @@ def predict_cmd(
     n = predict_file(run, input_path, out, rc_average=rc_average, batch_size=batch_size, device=dev,
                      iupac=iupac, attentions=attentions, attention_layer=attention_layer)  # type: ignore[arg-type]
     typer.echo(f"wrote {n:,} predictions to {out}" + (f" and attention weights to {attentions}" if attentions else ""))
+
+
+interpret_app = typer.Typer(help="Interpret a trained run.", no_args_is_help=True)
+app.add_typer(interpret_app, name="interpret")
+
+
+@interpret_app.command("ablate-flanks")
+def ablate_flanks_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory (fixed-length, centred inputs)")],
+    band: Annotated[int, typer.Option(help="band width in bases")] = 10,
+    mode: Annotated[str, typer.Option(help="shuffle (permute the band's bases) or random (replace them)")] = "shuffle",
+    samples: Annotated[int, typer.Option(help="how many inputs of the split")] = 20000,
+    split: Annotated[str, typer.Option(help="which split of the run's data")] = "test",
+    seed: Annotated[int, typer.Option(help="seed of the perturbations")] = 0,
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="output directory [default: "
+                                                                   "RUN_DIR/interpret]")] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 1024,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Perturb bands of the flanks at increasing distance from the centre, one side at a time, and
+    report the loss increase per band (table, JSON and plot)."""
+    from helixlab.engine import resolve_device
+    from helixlab.interpret import ablate_flanks, split_inputs, write_ablation
+    from helixlab.runs import load_run
+
+    dev = str(resolve_device(device))
+    run = load_run(run_dir, device=dev)
+    x, y = split_inputs(run, split, samples)
+    result = ablate_flanks(run, x, y, width=band, mode=mode, seed=seed, batch_size=batch_size, device=dev)
+    files = write_ablation(result, out or run_dir / "interpret", f"{run_dir.name} ({split})")
+    typer.echo(files[0].read_text().split("\n\n![")[0])
+    typer.echo("wrote " + ", ".join(map(str, files)))
+
+
+@app.command()
+def search(
+    config: Annotated[Path, typer.Argument(help="TOML recipe")],
+    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2,... to search (repeat for several keys), e.g. "
+                                                 "data.flank=25,50,100")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="search directory (re-run to resume)")],
+    trials: Annotated[Optional[int], typer.Option(help="at most this many trials: a seeded random subset of "
+                                                       "the grid")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the random subset")] = 0,
+    set_: SetOpt = None,
+) -> None:
+    """Grid search over any recipe's keys (resumable); ranks trials on the validation metric and saves
+    the best configuration as OUT/best.toml."""
+    from helixlab.search import parse_grid, run_search
+
+    records = run_search(config, parse_grid(grid), out, overrides=set_, budget=trials, seed=seed)
+    typer.echo((out / "search.md").read_text().split("\n\n![")[0])
+    typer.echo(f"{len(records)} trials; best config: {out / 'best.toml'}")
 
 
 @app.command()

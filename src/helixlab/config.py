@@ -283,3 +283,30 @@ def check_config(cfg: RunConfig, source: str) -> None:
         raise HelixError(f"masked-language-model pretraining needs a token model (bert), not {cfg.model.name!r}",
                          path=source, record="model.name")
     model_config(cfg.model.name, cfg.model.params, source=source)
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + " }"
+    raise HelixError(f"cannot write {type(value).__name__} value {value!r} to TOML")
+
+
+def to_toml(cfg: RunConfig, header: str = "") -> str:
+    """A recipe file for `cfg`: one [section] per part of the config (unset values left out)."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    for section, values in cfg.to_dict().items():
+        lines += ["", f"[{section}]"]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+    return "\n".join(lines).lstrip("\n") + "\n"

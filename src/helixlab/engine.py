@@ -136,12 +136,12 @@ def _source(cfg: RunConfig, split: str) -> str:
     return ", ".join(_files(cfg, split))
 
 
-def _open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool
+def open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: bool
                 ) -> Shard | GenomeWindows | RowSubset | None:
     files = _files(cfg, split)
     d = cfg.data
     if split == "valid" and not files and d.holdout:  # a fixed fraction of the training rows
-        train = _open_split(replace(cfg, data=replace(d, holdout=0.0, per_bin=0)), run_dir, "train", rank, False)
+        train = open_split(replace(cfg, data=replace(d, holdout=0.0, per_bin=0)), run_dir, "train", rank, False)
         assert isinstance(train, Shard)
         return RowSubset(train, holdout_rows(len(train), d.holdout), {"holdout": d.holdout})
     if not files:
@@ -232,11 +232,11 @@ def _setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device
     # Rank 0 prepares raw files once; the others open what it wrote.
     shards: dict[str, Shard | GenomeWindows | None] = {}
     if rank == 0:
-        shards = {s: _open_split(cfg, rd, s, rank, t.progress) for s in ("train", "valid", "test")}
+        shards = {s: open_split(cfg, rd, s, rank, t.progress) for s in ("train", "valid", "test")}
     if world > 1:
         dist.barrier()
         if rank != 0:
-            shards = {s: _open_split(cfg, rd, s, rank, False) for s in ("train", "valid", "test")}
+            shards = {s: open_split(cfg, rd, s, rank, False) for s in ("train", "valid", "test")}
     train = shards["train"]
     assert train is not None
     labels = list(train.meta["labels"])  # type: ignore[call-overload]
