@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale promoter-data clean
+.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale bench-context promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-dream: $(STAMP)
 
 bench-dream-scale: $(STAMP)
 	$(PY) benchmarks/dream_scale.py
+
+bench-context: $(STAMP)
+	$(PY) benchmarks/context.py
 
 clean:
 	rm -rf demo_out runs .pytest_cache

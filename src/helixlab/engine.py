@@ -376,7 +376,7 @@ def _count(setup: Setup, rd: Path, world: int, device: torch.device) -> None:
     if world > 1:
         raise HelixError("counting models run in one process, not under torchrun", record="model.name")
     t0 = time.perf_counter()
-    positions = model.fit_counts(train, setup.task)  # type: ignore[operator]
+    positions = model.fit_counts(train, setup.task, progress=t.progress)  # type: ignore[operator]
     model.to(device)
     state.update(train_seconds=time.perf_counter() - t0, seqs_seen=positions, epoch=1, best_epoch=1)
     record: dict[str, Any] = {"epoch": 1, "step": 0, "train_positions": positions,

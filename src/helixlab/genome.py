@@ -22,6 +22,7 @@ import numpy as np
 
 from helixlab.alphabet import N_CODE
 from helixlab.errors import HelixError
+from helixlab.progress import progress_bar
 from helixlab.shards import Shard
 
 _REGION = re.compile(r"^(?P<name>[^:]+)(?::(?P<start>[\d,_]+)-(?P<end>[\d,_]+))?$")
@@ -191,7 +192,7 @@ class CentreWindows(GenomeWindows):
 
 
 def context_counts(shard: Shard, regions: list[Region], k: int, classes: np.ndarray, *,
-                   chunk: int = 1 << 24) -> np.ndarray:
+                   chunk: int = 1 << 24, progress: bool = False) -> np.ndarray:
     """Exact counts (4^k left contexts, 4^k right contexts, n classes) of every position of `regions`
     whose k bases each side and itself are N-free and inside the region. `classes` maps base codes
     0-3 to class indices. Left k-mer ids read outward-in (the farthest base is the most significant
@@ -202,8 +203,11 @@ def context_counts(shard: Shard, regions: list[Region], k: int, classes: np.ndar
     flat = shard.seqs.reshape(-1)
     offsets = record_offsets(shard)
     total = np.zeros(4 ** (2 * k) * n_classes, dtype=np.int64)
+    bar = progress_bar(progress, total=sum(r.end - r.start for r in regions), desc=f"count {k}-mer contexts",
+                       unit=" bases", unit_scale=True)
     for r in regions:
         lo, hi = int(offsets[r.record]) + r.start + k, int(offsets[r.record]) + r.end - k  # centres [lo, hi)
+        bar.update(2 * k)
         for p0 in range(lo, hi, chunk):
             m = min(chunk, hi - p0)
             seg = np.asarray(flat[p0 - k : p0 + m + k]).astype(np.int64)
@@ -215,4 +219,6 @@ def context_counts(shard: Shard, regions: list[Region], k: int, classes: np.ndar
                 kid = kid * 4 + digits[j : j + len(kid)]
             key = (kid[:m] * 4**k + kid[k + 1 : k + 1 + m]) * n_classes + lut[seg[k : k + m]]
             total += np.bincount(key[ok], minlength=total.size)
+            bar.update(m)
+    bar.close()
     return total.reshape(4**k, 4**k, n_classes)

@@ -77,11 +77,12 @@ class KmerCount(SequenceModel):
         self._table: torch.Tensor | None = None
         self._table_key: tuple[object, ...] | None = None
 
-    def fit_counts(self, windows: object, task: object) -> int:
+    def fit_counts(self, windows: object, task: object, progress: bool = False) -> int:
         """Count every position of the training windows' regions; returns how many were counted."""
         from helixlab.genome import context_counts
 
-        counts = context_counts(windows.shard, windows.regions, self.k, task.classes)  # type: ignore[attr-defined]
+        counts = context_counts(windows.shard, windows.regions, self.k, task.classes,  # type: ignore[attr-defined]
+                                progress=progress)
         self.counts.data = torch.from_numpy(counts).to(torch.float32)
         self._table = None
         return int(counts.sum())
