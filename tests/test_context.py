@@ -16,7 +16,7 @@ from helixlab import alphabet
 from helixlab.cli import main
 from helixlab.config import config_from_dict, load_config, to_toml
 from helixlab.errors import HelixError
-from helixlab.genome import CentreWindows, context_counts, parse_regions
+from helixlab.genome import CentreWindows, clean, context_counts, n_runs, parse_regions
 from helixlab.metrics import ContextMetrics
 from helixlab.models import build_model
 from helixlab.runs import load_run
@@ -91,6 +91,35 @@ def test_centre_windows_hide_the_centre_and_share_positions_across_flanks(genome
     assert not np.array_equal(b.anchors, first)  # the training split sees new positions every epoch
     b.draw(0)
     assert np.array_equal(b.anchors, first)
+
+
+def test_n_runs_across_chunk_boundaries_and_clean_ranges():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n = int(rng.integers(1, 300))
+        flat = ((rng.random(n) < rng.random() * 0.5) * alphabet.N_CODE).astype(np.uint8)
+        runs = n_runs(flat, chunk=int(rng.integers(1, 50)))
+        assert (runs[1] - runs[0]).sum() == (flat == alphabet.N_CODE).sum() and (runs[0][1:] > runs[1][:-1]).all()
+        lo = rng.integers(0, n, 50)
+        hi = np.minimum(lo + rng.integers(0, 20, 50), n - 1)
+        expect = [not (flat[a : b + 1] == alphabet.N_CODE).any() for a, b in zip(lo, hi)]
+        assert clean(runs, lo, hi).tolist() == expect
+
+
+def test_reverse_complemented_windows_get_the_complementary_centre():
+    from helixlab.tasks import TaskConfig, make_task
+
+    y = np.array([[0, 0], [1, 0]], dtype=np.float32)  # centres A and C
+    x = torch.zeros((2, 5), dtype=torch.uint8)
+    # both windows flipped: the centres read T and G
+    for target, classes in (("base", [3, 2]), ("purine", [1, 0]), ("pair", [0, 1])):
+        task = make_task(TaskConfig(kind="context", target=target), 2)
+        logits = torch.randn(2, task.n_outputs)
+        loss, _ = task.step(lambda _x, out=logits: out, x, y, key=(0,), reverse=torch.tensor([True, True]))
+        assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.tensor(classes))))
+        plain, _ = task.step(lambda _x, out=logits: out, x, y, key=(0,))
+        unflipped = [task.classes[0], task.classes[1]]
+        assert float(plain) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.tensor(unflipped))))
 
 
 def test_context_counts_match_a_direct_count(genome_dir):
@@ -224,6 +253,7 @@ def test_search_is_resumable_and_saves_the_best_recipe(genome_dir, tmp_path, mon
         "model.params.hidden"]
     monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("a finished trial was trained again"))
     assert main(argv) == 0  # everything recorded: nothing to train
+    assert main([*argv, "--set", "train.lr=0.1"]) == 1  # other base settings: refused, not mixed in
 
 
 def test_search_works_on_a_table_task(motif_data, tmp_path):

@@ -230,6 +230,8 @@ def evaluate(
     run = load_run(run_dir, device=str(dev))
     with tempfile.TemporaryDirectory() as tmp:
         d = run.config.data
+        if samples is not None and samples < 1:
+            raise HelixError(f"--samples must be at least 1, got {samples}", record="--samples")
         if d.window or d.flank:  # a genome: windows drawn like the run's test split, or from --region
             from helixlab.engine import genome_split
             from helixlab.shards import Shard, prepare

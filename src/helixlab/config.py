@@ -263,6 +263,15 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if bool(d.flank) != (cfg.task.kind == "context"):
         raise HelixError("the context task (task.kind = 'context') and data.flank go together", path=source,
                          record="data.flank" if d.flank else "task.kind")
+    if cfg.task.kind == "context":
+        from helixlab.tasks import TARGETS
+
+        if cfg.task.target not in TARGETS:
+            raise HelixError(f"task.target must be one of {', '.join(TARGETS)}, got {cfg.task.target!r}",
+                             path=source, record="task.target")
+        if t.rc_average:
+            raise HelixError("train.rc_average is not available for the context task (the strands predict "
+                             "complementary bases); train.rc_augment is", path=source, record="train.rc_average")
     if d.holdout and (d.window or d.flank):
         raise HelixError("data.holdout is for tables of records; genome windows take data.regions",
                          path=source, record="data.holdout")
@@ -285,8 +294,22 @@ def check_config(cfg: RunConfig, source: str) -> None:
     model_config(cfg.model.name, cfg.model.params, source=source)
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, the rest as is."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_key(key: str) -> str:
-    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else _toml_string(key)
 
 
 def _toml_value(value: Any) -> str:
@@ -295,7 +318,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

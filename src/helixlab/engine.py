@@ -387,8 +387,8 @@ def _count(setup: Setup, rd: Path, world: int, device: torch.device) -> None:
         record.update({f"valid_{k}": v for k, v in metrics.items()})
     state["history"] = [record]
     ckpt.save_weights(model, rd / runs.BEST, {"epoch": 1})
-    ckpt.save_training_state(rd / runs.LAST, model, setup.optimizer, _gather_rng(1), state)
     _write_jsonl(rd / runs.METRICS, state["history"])
+    ckpt.save_training_state(rd / runs.LAST, model, setup.optimizer, _gather_rng(1), state)
 
 
 def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -> None:
@@ -473,10 +473,10 @@ def _loop(setup: Setup, rd: Path, rank: int, world: int, device: torch.device) -
         state["history"].append(record)
         state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_n=0)
         state["done"] = bool(t.patience and state["bad_epochs"] >= t.patience)
-        save_last()
-        if rank == 0:
+        if rank == 0:  # the records first: the checkpoint is the commit point of the epoch
             _write_jsonl(rd / runs.METRICS, state["history"])
             _write_jsonl(rd / runs.TRACE, state.get("trace", []))
+        save_last()
 
 
 def _trace(state: dict[str, Any], loss: float, steps_per_epoch: int) -> None:

@@ -67,16 +67,30 @@ def parse_regions(specs: list[str], shard: Shard, source: str) -> list[Region]:
     return regions
 
 
-def n_positions(flat: np.ndarray) -> np.ndarray:
-    """Sorted positions of N in a flat base array."""
-    return np.flatnonzero(np.asarray(flat) == N_CODE)
+def n_runs(flat: np.ndarray, chunk: int = 1 << 26) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the runs of N in a flat base array, half-open, sorted; read in chunks so
+    memory stays small whatever the genome size (a genome has few runs of N, however long)."""
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
+    prev = np.int8(0)
+    for a in range(0, len(flat), chunk):
+        isn = (np.asarray(flat[a : a + chunk]) == N_CODE).astype(np.int8)
+        edges = np.diff(isn, prepend=prev)  # +1 where a run starts, -1 where one has just ended
+        starts.append(np.flatnonzero(edges == 1) + a)
+        ends.append(np.flatnonzero(edges == -1) + a)
+        prev = isn[-1]
+    if prev:
+        ends.append(np.array([len(flat)]))
+    return np.concatenate(starts or [np.zeros(0, np.int64)]), np.concatenate(ends or [np.zeros(0, np.int64)])
 
 
-def clean(npos: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """True where the closed ranges [lo, hi] of the flat array hold no N (`npos` from `n_positions`)."""
-    i = np.searchsorted(npos, lo)
-    nxt = npos[np.minimum(i, len(npos) - 1)] if len(npos) else np.full(len(lo), np.iinfo(np.int64).max)
-    return (i >= len(npos)) | (nxt > hi)
+def clean(runs: tuple[np.ndarray, np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """True where the closed ranges [lo, hi] of the flat array hold no N (`runs` from `n_runs`)."""
+    starts, ends = runs
+    if not len(starts):
+        return np.ones(len(lo), dtype=bool)
+    i = np.searchsorted(ends, lo, side="right")  # the first run that ends after lo
+    return (i >= len(starts)) | (starts[np.minimum(i, len(starts) - 1)] > hi)
 
 
 class GenomeWindows:
@@ -107,7 +121,7 @@ class GenomeWindows:
         if not self._spans:
             raise HelixError(f"no region is at least {before + after + 1} bases long", path=str(shard.path))
         self._flat = shard.seqs.reshape(-1)
-        self._npos = n_positions(self._flat)
+        self._nruns = n_runs(self._flat)
         self.epoch = -1
         self.meta: dict[str, Any] = {"labels": [], "records": n, "min_length": window, "max_length": window,
                                      "label_stats": {}, "source": str(shard.path), "window": window,
@@ -137,7 +151,7 @@ class GenomeWindows:
             k = int((self.n - have) * 1.3) + 16
             which = rng.choice(len(firsts), size=k, p=weights / weights.sum())
             cand = firsts[which] + (rng.random(k) * weights[which]).astype(np.int64)
-            good = cand[clean(self._npos, cand - self.before, cand + self.after)][: self.n - have]
+            good = cand[clean(self._nruns, cand - self.before, cand + self.after)][: self.n - have]
             anchors.append(good)
             have += len(good)
         self.anchors = np.concatenate(anchors)
@@ -177,6 +191,8 @@ class CentreWindows(GenomeWindows):
         return [self.seed, self.n, self.reach, 5] + ([epoch] if epoch else [])
 
     def draw(self, epoch: int) -> None:
+        if epoch == self.epoch:
+            return
         super().draw(epoch)
         centre = np.asarray(self._flat[self.anchors])
         repeat = np.asarray(self._mask[self.anchors]) if self._mask is not None else np.zeros(len(centre), np.uint8)
@@ -205,6 +221,8 @@ def context_counts(shard: Shard, regions: list[Region], k: int, classes: np.ndar
     total = np.zeros(4 ** (2 * k) * n_classes, dtype=np.int64)
     bar = progress_bar(progress, total=sum(r.end - r.start for r in regions), desc=f"count {k}-mer contexts",
                        unit=" bases", unit_scale=True)
+    pending: list[np.ndarray] = []
+    waiting = 0
     for r in regions:
         lo, hi = int(offsets[r.record]) + r.start + k, int(offsets[r.record]) + r.end - k  # centres [lo, hi)
         bar.update(2 * k)
@@ -218,7 +236,13 @@ def context_counts(shard: Shard, regions: list[Region], k: int, classes: np.ndar
             for j in range(k):
                 kid = kid * 4 + digits[j : j + len(kid)]
             key = (kid[:m] * 4**k + kid[k + 1 : k + 1 + m]) * n_classes + lut[seg[k : k + m]]
-            total += np.bincount(key[ok], minlength=total.size)
+            pending.append(key[ok])
+            waiting += int(ok.sum())
+            if waiting >= chunk:  # one bincount per `chunk` keys, however many (small) regions
+                total += np.bincount(np.concatenate(pending), minlength=total.size)
+                pending, waiting = [], 0
             bar.update(m)
+    if pending:
+        total += np.bincount(np.concatenate(pending), minlength=total.size)
     bar.close()
     return total.reshape(4**k, 4**k, n_classes)

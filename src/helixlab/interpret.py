@@ -72,6 +72,11 @@ def ablate_flanks(run: LoadedRun, x: np.ndarray, y: np.ndarray, *, width: int = 
     """Loss increase per band and side; x: (N, L) centred inputs as the model reads them, y: labels."""
     from helixlab.progress import progress_bar
 
+    if mode not in MODES:
+        raise HelixError(f"unknown ablation mode {mode!r}; expected one of {', '.join(MODES)}", record="--mode")
+    if x.shape[1] % 2 == 0:
+        raise HelixError(f"flank ablation needs centred inputs of odd length; this run reads {x.shape[1]} bases",
+                         path=str(run.run_dir))
     metric = run.info.get("monitor", "loss")
     base = score(run, x, y, batch_size=batch_size, device=device)
     rows = []
@@ -131,6 +136,10 @@ def split_inputs(run: LoadedRun, split: str, samples: int) -> tuple[np.ndarray, 
 
     if run.seq_len is None:
         raise HelixError("flank ablation needs a fixed-length model input", path=str(run.run_dir))
+    if split not in ("train", "valid", "test"):
+        raise HelixError(f"--split must be train, valid or test, got {split!r}", record="--split")
+    if samples < 1:
+        raise HelixError(f"--samples must be at least 1, got {samples}", record="--samples")
     data = open_split(run.config, run.run_dir, split, 0, False)
     if data is None:
         raise HelixError(f"the run has no {split} data", path=str(run.run_dir))

@@ -116,6 +116,9 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
     if run.task.kind == "mlm":
         raise HelixError("a pretraining run has no prediction head: fine-tune it first with "
                          "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
+    if rc_average and run.task.kind == "context":
+        raise HelixError("--rc-average is not available for a context run (the strands predict complementary "
+                         "bases)", path=str(run.run_dir), record="--rc-average")
     n = 0
     path = str(input_path)
     writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None

@@ -25,6 +25,7 @@ from helixlab.io import atomic_path
 from helixlab.tasks import HIGHER_IS_BETTER
 
 RECORDS = "search.json"
+BASE = "base_config.json"  # the recipe with the --set values, resolved
 
 
 def _split_values(text: str) -> list[str]:
@@ -81,6 +82,8 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     from helixlab.engine import fit
 
     overrides = list(overrides or [])
+    if budget is not None and budget < 1:
+        raise HelixError(f"--trials must be at least 1, got {budget}", record="--trials")
     todo = trials(grid, budget, seed)
     base = load_config(recipe, overrides)  # a bad recipe or override fails before anything is written
     if not (base.data.valid or base.data.holdout):
@@ -89,6 +92,7 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     for params in todo:
         load_config(recipe, [*overrides, *_overrides(params)])  # every trial's config is valid, up front
     out.mkdir(parents=True, exist_ok=True)
+    _check_base(out, base.to_dict(), overrides)
     for n, params in enumerate(todo, 1):
         tid = trial_id(params)
         if tid in {r["trial"] for r in load_records(out)}:
@@ -105,10 +109,23 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
         records = [*load_records(out), record]
         with atomic_path(out / RECORDS) as tmp:
             tmp.write_text(json.dumps(records, indent=1) + "\n")
-        write_summary(out, recipe)
+        write_summary(out, recipe, overrides)
     records = load_records(out)
-    write_summary(out, recipe)
+    write_summary(out, recipe, overrides)
     return records
+
+
+def _check_base(out: Path, base: dict[str, Any], overrides: list[str]) -> None:
+    """A search directory belongs to one base configuration (recipe + --set): re-running it with another
+    would mix trials of different settings, so it is refused."""
+    path = out / BASE
+    if path.exists():
+        if json.loads(path.read_text()) != base:
+            raise HelixError("this search directory was made from another recipe or other --set values; "
+                             "use a new --out", path=str(out))
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(base, indent=1) + "\n")
 
 
 def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,7 +136,7 @@ def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (np.isnan(r["valid"]), sign * r["valid"] if not np.isnan(r["valid"]) else 0))
 
 
-def write_summary(out: Path, recipe: Path | None) -> None:
+def write_summary(out: Path, recipe: Path | None, overrides: list[str]) -> None:
     """search.md, search.png and best.toml from the records."""
     records = ranked(load_records(out))
     if not records:
@@ -137,9 +154,10 @@ def write_summary(out: Path, recipe: Path | None) -> None:
         cells += [f"{r['model_params']:,}", f"{r['train_seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     best = records[0]
-    best_cfg = load_config(out / "trials" / best["trial"] / "config.json")
+    best_cfg = load_config(recipe, [*overrides, *_overrides(best["params"])])  # the recipe, not the run's files
     header = (f"The best of {len(records)} trials of a helixlab search (valid {monitor} {best['valid']:.4f}).\n"
-              f"Base recipe: {recipe}; overrides: {' '.join(_overrides(best['params']))}")
+              f"Base recipe: {recipe}; --set {' '.join(overrides) or '(none)'}; "
+              f"searched: {' '.join(_overrides(best['params']))}")
     with atomic_path(out / "best.toml") as tmp:
         tmp.write_text(to_toml(best_cfg, header))
     _plot(records, keys, monitor, out / "search.png")

@@ -216,6 +216,14 @@ class ContextTask(MulticlassTask):
     def n_outputs(self) -> int:
         return len(self.class_names)
 
+    def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
+             rc_average: bool = False, reverse: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        if reverse is not None and bool(reverse.any()):  # a reverse-complemented window: complement its centre
+            y = np.array(y, copy=True)
+            flipped = reverse.cpu().numpy()
+            y[flipped, 0] = 3 - y[flipped, 0]
+        return super().step(net, x, y, key=key, rc_average=rc_average, reverse=reverse)
+
     def target(self, y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.classes[np.asarray(y[:, 0], dtype=np.int64)])
 

@@ -28,27 +28,22 @@ class FusedConfig:
     kmer: dict[str, Any] = field(default_factory=dict)
 
 
-def _kmer_params(kmer_run: str) -> dict[str, Any]:
-    """The parameters of a finished kmer_count run (an error naming the run otherwise)."""
+COUNTS_FILE = "kmer_counts.safetensors"
+
+
+def _kmer_run(kmer_run: str) -> tuple[dict[str, Any], Path]:
+    """The parameters and weights of a finished kmer_count run (an error naming the run otherwise)."""
     from helixlab.config import expand_path
     from helixlab.errors import HelixError
 
     rd = Path(expand_path(kmer_run))
     config, weights = rd / "config.json", rd / "checkpoints" / "best.safetensors"
-    if not config.exists() or not weights.exists():
+    if not kmer_run or not config.exists() or not weights.exists():
         raise HelixError("model.params.kmer_run must be a finished kmer_count run", path=str(rd))
     model = json.loads(config.read_text())["model"]
     if model["name"] != "kmer_count":
         raise HelixError(f"model.params.kmer_run is a {model['name']!r} run, not kmer_count", path=str(rd))
-    return model["params"]
-
-
-def _kmer_weights(kmer_run: str) -> Path | None:
-    """The counting run's weights when they are still there."""
-    from helixlab.config import expand_path
-
-    path = Path(expand_path(kmer_run)) / "checkpoints" / "best.safetensors"
-    return path if kmer_run and path.exists() else None
+    return model["params"], weights
 
 
 class Fused(SequenceModel):
@@ -57,10 +52,17 @@ class Fused(SequenceModel):
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
                     ) -> dict[str, Any]:
+        """A new run copies the counting run's counts beside it (RUN_DIR/kmer_counts.safetensors): from
+        then on the run never reads `kmer_run` again."""
+        from safetensors.torch import load_file, save_file
+
+        from helixlab.io import atomic_path
         from helixlab.models import REGISTRY, model_config
 
         cfg = model_config("fused", params)
-        kmer_params = _kmer_params(cfg.kmer_run)
+        kmer_params, weights = _kmer_run(cfg.kmer_run)
+        with atomic_path(run_dir / COUNTS_FILE) as tmp:
+            save_file({"counts": load_file(str(weights))["counts"]}, str(tmp))
         net_params = REGISTRY[cfg.net].cls.prepare_run(cfg.net_params, run_dir, sequences)
         return {**params, "net_params": net_params, "kmer": kmer_params}
 
@@ -71,14 +73,13 @@ class Fused(SequenceModel):
         if cfg.net == "fused":
             raise ValueError("the network of a fused model cannot itself be fused")
         self.net = build_model(cfg.net, cfg.net_params, seq_len, n_outputs, run_dir=run_dir)
-        self.kmer = KmerCount(KmerCountConfig(**cfg.kmer), seq_len, n_outputs)
         if self.net.takes_strand:
             raise ValueError(f"the network {cfg.net!r} reads a strand channel; fuse a model without one")
-        weights = _kmer_weights(cfg.kmer_run)
-        if weights is not None:  # a finished run loads its own checkpoint over these
+        self.kmer = KmerCount(KmerCountConfig(**cfg.kmer), seq_len, n_outputs)
+        if run_dir is not None and (run_dir / COUNTS_FILE).exists():  # checkpoints load over these anyway
             from safetensors.torch import load_file
 
-            counts = load_file(str(weights))["counts"]
+            counts = load_file(str(run_dir / COUNTS_FILE))["counts"]
             if counts.shape != self.kmer.counts.shape:
                 raise ValueError(f"the k-mer run has counts of shape {tuple(counts.shape)}, this task needs "
                                  f"{tuple(self.kmer.counts.shape)} (same k and target)")

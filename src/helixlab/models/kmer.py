@@ -62,8 +62,8 @@ class KmerCount(SequenceModel):
 
     def __init__(self, cfg: KmerCountConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
-        if not 1 <= cfg.k <= 7:
-            raise ValueError("kmer_count k must be in 1..7")
+        if not 1 <= cfg.k <= 6:
+            raise ValueError("kmer_count k must be in 1..6 (k = 6: 4^12 contexts, 268 MB of counts per class)")
         if seq_len is None or seq_len % 2 == 0 or seq_len < 2 * cfg.k + 1:
             raise ValueError(f"kmer_count reads centred windows of odd length >= 2k + 1 = {2 * cfg.k + 1} "
                              f"(the context task with data.flank >= k), got length {seq_len}")
@@ -92,19 +92,23 @@ class KmerCount(SequenceModel):
         Computed once from the counts and cached until they change (e.g. weights loaded)."""
         key = (self.counts._version, self.counts.data_ptr(), self.counts.device)
         if self._table is None or key != self._table_key:
-            n = self.counts.detach().double()
-            K, a = n.shape[-1], self.cfg.pseudocount
-            prior = (n.sum((0, 1)) + a) / (n.sum() + K * a)
-            if self.cfg.smoothing == "pseudocount":
-                p = (n + a) / (n.sum(-1, keepdim=True) + K * a)
-            else:
-                p = prior.view(1, 1, K)
-                for j in range(1, self.k + 1):  # order-j contexts: sum out the farther bases of each side
-                    nj = n.view(4 ** (self.k - j), 4**j, 4**j, 4 ** (self.k - j), K).sum((0, 3))
-                    prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1).reshape(4**j, 4**j, K)
-                    p = (nj + a * K * prev) / (nj.sum(-1, keepdim=True) + a * K)
-            table = torch.cat([p.reshape(-1, K), prior.view(1, K)]).log().float()
-            self._table, self._table_key = table, key
+            with torch.no_grad():
+                n = self.counts.detach().float()  # float32 throughout: k = 6 stays near 1 GB
+                K, a = n.shape[-1], self.cfg.pseudocount
+                prior = (n.sum((0, 1), dtype=torch.float64) + a) / (float(n.sum(dtype=torch.float64)) + K * a)
+                prior = prior.float()
+                if self.cfg.smoothing == "pseudocount":
+                    p = (n + a).div_(n.sum(-1, keepdim=True).add_(K * a))
+                else:
+                    p = prior.view(1, 1, K)
+                    for j in range(1, self.k + 1):  # order-j contexts: sum out the farther bases of each side
+                        far = 4 ** (self.k - j)
+                        nj = n.view(far, 4**j, 4**j, far, K).sum((0, 3)) if j < self.k else n
+                        prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1)
+                        p = (nj.view(4, 4 ** (j - 1), 4 ** (j - 1), 4, K) + a * K * prev).reshape(4**j, 4**j, K)
+                        p.div_(nj.sum(-1, keepdim=True).add_(a * K))
+                self._table = torch.cat([p.reshape(-1, K), prior.view(1, K)]).log_()
+                self._table_key = key
         return self._table
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
