@@ -86,15 +86,10 @@ def record_of(name: str, seed: int, run_dir: Path, res: dict[str, Any], env: dic
 
 
 def main() -> None:
-    global WORK, OUT_JSON, OUT_MD
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT, choices=list(RUNS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--set", nargs="*", default=[], dest="overrides", help="extra key=value overrides")
-    ap.add_argument("--results", type=Path, default=OUT_JSON, help="results file (the .md is written beside it)")
-    ap.add_argument("--work", type=Path, default=WORK, help="directory for the prepared genome and runs")
     args = ap.parse_args()
-    WORK, OUT_JSON, OUT_MD = args.work, args.results, args.results.with_suffix(".md")
     from helixlab.config import load_config
     from helixlab.engine import fit
 
@@ -107,7 +102,7 @@ def main() -> None:
             _, recipe, _, extra = RUNS[name]
             run_dir = WORK / "runs" / name / f"seed{seed}"
             overrides = [f'data.{s}="{prepared}"' for s in ("train", "valid", "test")]
-            overrides += [f"train.seed={seed}", "train.progress=false", *extra, *args.overrides]
+            overrides += [f"train.seed={seed}", "train.progress=false", *extra]
             if name.startswith("fused"):
                 overrides.append(f'model.params.kmer_run="{WORK / "runs" / "kmer_k5" / "seed0"}"')
             resume = (run_dir / "config.json").exists()
@@ -149,7 +144,8 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
                     label=f"{r['model']} flank {r['flank']}")
     ax.set(xscale="log", xlabel="training positions seen", ylabel="validation accuracy (chrX 50-60 Mb)",
            title="Learning curves on 2 CPU cores")
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS / "context_curves.png", dpi=110)
     plt.close(fig)

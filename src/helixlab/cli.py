@@ -15,11 +15,13 @@ app = typer.Typer(help="helixlab: deep learning on DNA sequence.", no_args_is_he
 
 
 def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
+    from helixlab.report import format_metric
+
     keys = list(next(iter(rows.values())).keys())
     width = max(len(k) for k in keys)
-    typer.echo(f"{'metric':<{width}}  " + "  ".join(f"{s:>8}" for s in rows))
+    typer.echo(f"{'metric':<{width}}  " + "  ".join(f"{s:>10}" for s in rows))
     for k in keys:
-        typer.echo(f"{k:<{width}}  " + "  ".join(f"{rows[s][k]:8.4f}" for s in rows))
+        typer.echo(f"{k:<{width}}  " + "  ".join(f"{format_metric(rows[s][k]):>10}" for s in rows))
 
 
 @app.command()

@@ -94,7 +94,8 @@ def plot_confusion(acc: Any, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(value: float) -> str:
+def format_metric(value: float) -> str:
+    """Counts as integers with thousands separators, everything else to 4 decimals."""
     return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.4f}"
 
 
@@ -104,7 +105,7 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     keys = list(rows[splits[0]])
     lines = ["| metric | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(_fmt(rows[s][k]) for s in splits) + " |")
+        lines.append(f"| {k} | " + " | ".join(format_metric(rows[s][k]) for s in splits) + " |")
     return "\n".join(lines)
 
 
