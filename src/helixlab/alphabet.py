@@ -96,7 +96,10 @@ def reverse_complement(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tenso
 
 
 def one_hot(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """x: (N, L) uint8 codes -> (N, 4, L) one-hot; N becomes 0.25 in every channel."""
+    """x: (N, L) uint8 codes -> (N, 4, L) one-hot; N becomes 0.25 in every channel. A float (N, 4, L)
+    input is taken as one-hot already (so gradients can be taken with respect to it: attributions)."""
+    if x.is_floating_point():
+        return x.to(dtype)
     table = torch.zeros(5, 4, dtype=dtype, device=x.device)
     table[:4] = torch.eye(4, dtype=dtype, device=x.device)
     table[4] = 0.25

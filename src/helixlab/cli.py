@@ -295,6 +295,72 @@ def predict_cmd(
     typer.echo(f"wrote {n:,} predictions to {out}" + (f" and attention weights to {attentions}" if attentions else ""))
 
 
+@app.command("embed")
+def embed_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="FASTA or table of sequences")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output .npy: (records, features) float32")],
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
+) -> None:
+    """Write the representation before the head (any model family) of every record, in input order."""
+    import numpy as np
+
+    from helixlab.api import load
+    from helixlab.io import atomic_path
+
+    model = load(run_dir, device=device)
+    vectors = model.embed(model.inputs(input_path, iupac=iupac), batch_size=batch_size)  # type: ignore[arg-type]
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, vectors)
+    typer.echo(f"wrote {vectors.shape[0]:,} x {vectors.shape[1]} embeddings to {out}")
+
+
+@app.command("score-variants")
+def score_variants_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    variants: Annotated[Path, typer.Argument(help="CSV/TSV: sequence,position,ref,alt (0-based position), "
+                                                  "id,position,ref,alt with --sequences, or "
+                                                  "ref_sequence,alt_sequence")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output CSV: id, ref_*, alt_*, effect_* (alt - ref)")],
+    sequences: Annotated[Optional[Path], typer.Option(help="FASTA or table of the sequences the ids refer to")] = None,
+    rc_average: Annotated[Optional[bool], typer.Option(help="average both strands [default: as the run was "
+                                                            "evaluated]")] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 512,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Predicted effect (alt - ref) of every variant or sequence pair."""
+    from helixlab.api import load
+    from helixlab.variants import read_variants, score_variants, write_scores
+
+    model = load(run_dir, device=device)
+    table = read_variants(variants, sequences)
+    ref, alt = score_variants(model, table, batch_size=batch_size, rc_average=rc_average)
+    write_scores(out, table, model.output_names, ref, alt)
+    typer.echo(f"wrote {len(table.ids):,} variant effects to {out}")
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="output [default: RUN_DIR/model.onnx]")] = None,
+    length: Annotated[Optional[int], typer.Option(help="example input length for variable-length models")] = None,
+) -> None:
+    """Export the run's model (ONNX) with its input/output contract (OUT.json), checked against torch."""
+    from helixlab.export import FORMATS, export_onnx
+    from helixlab.runs import load_run
+
+    if fmt not in FORMATS:
+        raise HelixError(f"unknown export format {fmt!r}; available: {', '.join(FORMATS)}", record="--format")
+    target = out or run_dir / "model.onnx"
+    spec = export_onnx(load_run(run_dir), target, length=length, overwrite=True)
+    typer.echo(f"wrote {target} and {target}.json (onnxruntime vs torch on {spec['parity']['sequences']} random "
+               f"sequences: max |difference| {spec['parity']['max_abs_diff']:.2e})")
+
+
 interpret_app = typer.Typer(help="Interpret a trained run.", no_args_is_help=True)
 app.add_typer(interpret_app, name="interpret")
 
@@ -325,6 +391,49 @@ def ablate_flanks_cmd(
     files = write_ablation(result, out or run_dir / "interpret", f"{run_dir.name} ({split})")
     typer.echo(files[0].read_text().split("\n\n![")[0])
     typer.echo("wrote " + ", ".join(map(str, files)))
+
+
+@interpret_app.command("attributions")
+def attributions_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="FASTA or table of sequences")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output .npz: attributions (N, 4, L), scores (N, L), "
+                                                         "codes, ids")],
+    method: Annotated[str, typer.Option(help="ism, gradient_x_input, integrated_gradients, deeplift or "
+                                             "deepliftshap")] = "ism",
+    target: Annotated[int, typer.Option(help="which model output to explain")] = 0,
+    logo: Annotated[Optional[list[int]], typer.Option(help="draw a sequence logo of this record (0-based; "
+                                                           "repeat for several)")] = None,
+    metaplot: Annotated[bool, typer.Option(help="plot the mean attribution per position over all records")] = True,
+    origin: Annotated[int, typer.Option(help="metaplot position 0 (e.g. the TSS)")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="only the first N records")] = None,
+    batch_size: Annotated[int, typer.Option(help="batch size (mutants per batch for ism)")] = 1024,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Attribute a run's output to the bases of each input record; save the arrays, logos and a metaplot."""
+    import numpy as np
+
+    from helixlab.api import load
+    from helixlab.attributions import attribute, plot_metaplot, position_scores, write_logos
+    from helixlab.io import atomic_path
+
+    model = load(run_dir, device=device)
+    X, ids = model.records(input_path)
+    if limit is not None:
+        X, ids = X[:limit], ids[:limit]
+    kwargs = {"progress": True} if method == "ism" else {}
+    attr = attribute(model.run.model, X, method, target=target, batch_size=batch_size, device=model.device, **kwargs)
+    scores = position_scores(attr, X, method)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, attributions=attr, scores=scores, codes=X, ids=np.array(ids), method=method,
+                                target=target)
+    stem = out.with_suffix("")
+    made = write_logos(scores, X, ids, list(logo or []), stem, f"{method}, output {target}")
+    if metaplot and len(X):
+        made.append(plot_metaplot(scores, stem.with_name(stem.name + "_metaplot.png"),
+                                  f"{run_dir.name}: {method}, output {target}", origin=origin))
+    typer.echo(f"wrote attributions of {len(X):,} records to {out}" + "".join(f"\n  {p}" for p in made))
 
 
 @app.command()

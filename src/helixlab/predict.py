@@ -12,7 +12,7 @@ from helixlab import alphabet
 from helixlab.engine import autocast, model_outputs
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
-from helixlab.io import atomic_path, read_records
+from helixlab.io import Chunk, atomic_path, read_records
 from helixlab.runs import LoadedRun
 from helixlab.shards import encode_chunk
 from helixlab.transforms import SeqOptions
@@ -38,6 +38,32 @@ def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size:
         return torch.cat(outs) if outs else torch.empty(0)
     finally:
         model.train(was_training).to(original)
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+          device: str | torch.device = "cpu") -> torch.Tensor:
+    """The representation before the head of any model: (N, L) uint8 -> (N, feature_dim) float32 on the
+    CPU. The model's training mode and device are restored afterwards."""
+    x = torch.as_tensor(x)
+    device = torch.device(device)
+    was_training = model.training
+    first = next(model.parameters(), None)
+    original = first.device if first is not None else torch.device("cpu")
+    model.eval().to(device)
+    try:
+        outs = [model.features(x[start : start + batch_size].to(device)).float().cpu()  # type: ignore[operator]
+                for start in range(0, len(x), batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0)
+    finally:
+        model.train(was_training).to(original)
+
+
+def encode_records(run: LoadedRun, chunk: Chunk, path: str, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
+    """A chunk of records -> the (N, L) uint8 matrix the run's model reads (the one path from text to
+    model input, for the CLI and the Python API)."""
+    codes, lens, _ = encode_chunk(chunk, path, iupac)
+    return model_inputs(run, codes, lens, path=path, lines=chunk.lines)
 
 
 def model_inputs(run: LoadedRun, codes: np.ndarray, lens: np.ndarray, *, path: str, lines: np.ndarray
@@ -127,8 +153,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
             writer = csv.writer(fh)
             writer.writerow(["id", *output_names(run)])
             for chunk in read_records(path):
-                codes, lens, _ = encode_chunk(chunk, path, iupac)
-                matrix = model_inputs(run, codes, lens, path=path, lines=chunk.lines)
+                matrix = encode_records(run, chunk, path, iupac)
                 out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average)
                 values = run.task.activate(out_raw).numpy()
                 ids = chunk.ids or [str(n + k) for k in range(len(matrix))]

@@ -23,6 +23,7 @@ class SequenceModel(nn.Module):
     feature_dim: int
     uses_run_dir = False  # True: the constructor reads files saved in the run directory (a tokenizer)
     takes_strand = False  # True: forward(x, reverse) reads a strand flag per sequence (a strand channel)
+    one_hot_input = True  # True: forward also takes float one-hot (N, 4, L) input (gradient attributions)
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]

@@ -88,6 +88,7 @@ class MLMHead(nn.Module):
 
 
 class Bert(SequenceModel):
+    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
     uses_run_dir = True
 
     def __init__(self, cfg: BertConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:

@@ -47,6 +47,7 @@ def _kmer_run(kmer_run: str) -> tuple[dict[str, Any], Path]:
 
 
 class Fused(SequenceModel):
+    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
     uses_run_dir = True
 
     @classmethod

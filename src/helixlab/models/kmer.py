@@ -20,6 +20,7 @@ class KmerLinearConfig:
 
 
 class KmerLinear(SequenceModel):
+    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
     def __init__(self, cfg: KmerLinearConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
         if not cfg.ks or min(cfg.ks) < 1 or max(cfg.ks) > 8:
@@ -38,7 +39,11 @@ class KmerLinear(SequenceModel):
             counts.scatter_add_(1, ids, torch.ones_like(ids, dtype=counts.dtype))
             freq = counts[:, : 4**k] * (1.0 / ids.shape[1])
             parts.append(torch.log1p(freq * 4**k) if self.log_counts else freq)
-        return self.norm(torch.cat(parts, 1))
+        h = torch.cat(parts, 1)
+        if self.training:
+            return self.norm(h)
+        # the same as self.norm in eval mode, written out: the ONNX exporter cannot size the batch norm
+        return (h - self.norm.running_mean) / torch.sqrt(self.norm.running_var + self.norm.eps)
 
 
 @dataclass
@@ -59,6 +64,7 @@ class KmerCount(SequenceModel):
     outputs are log-probabilities; a context with N gets the class frequencies."""
 
     counted = True
+    one_hot_input = False
 
     def __init__(self, cfg: KmerCountConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
@@ -114,6 +120,6 @@ class KmerCount(SequenceModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         c, k = self.centre, self.k
         ctx = torch.cat([x[:, c - k : c], x[:, c + 1 : c + 1 + k]], 1).long()
-        ids = ((ctx & 3) * self.powers).sum(1)
+        ids = ((ctx % 4) * self.powers).sum(1)  # N (4) -> 0; such contexts are replaced below
         ids = torch.where((ctx > 3).any(1), 4 ** (2 * k), ids)
         return self.log_probs()[ids]

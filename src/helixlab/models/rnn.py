@@ -84,6 +84,7 @@ class Recurrent(SequenceModel):
         super().__init__()
         self.front = cfg.front
         self.window = cfg.window
+        self.one_hot_input = cfg.front != "window"
         if cfg.front == "onehot":
             in_dim = 4
         elif cfg.front == "conv":

@@ -1,0 +1,240 @@
+"""Attributions: how much each base of an input drives a trained model's output.
+
+Every method is a function f(model, X, *, target, batch_size, device) over any helixlab model: X is
+(N, L) uint8 codes, the result an (N, 4, L) float32 array, and the model's mode and device are
+restored afterwards. The output explained is the raw output `target` (a logit, or the value).
+
+- `ism`: in-silico saturation mutagenesis, every position x every base, batched (any model family):
+  out[i, b, p] = f(X_i with base b at p) - f(X_i); zero at the reference base.
+- `gradient_x_input`, `integrated_gradients`, `deeplift`, `deepliftshap` (captum): gradients with
+  respect to the one-hot input, for models that read one-hot bases (`model.one_hot_input`). The
+  reference of integrated gradients and DeepLIFT is the all-N input (0.25 per base); DeepLIFT-SHAP
+  averages DeepLIFT over `n_shuffles` shuffles of each sequence as references.
+
+`position_scores` turns any of them into one score per position (how much the observed base
+matters); `write_logos` and `plot_metaplot` draw them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from helixlab.alphabet import BASES, N_CODE, one_hot
+from helixlab.errors import HelixError
+
+
+@contextlib.contextmanager
+def inference(model: nn.Module, device: str | torch.device) -> Iterator[torch.device]:
+    """The model in eval mode on `device` for the block; its mode and device restored afterwards."""
+    device = torch.device(device)
+    was_training = model.training
+    first = next(model.parameters(), None)
+    original = first.device if first is not None else torch.device("cpu")
+    model.eval().to(device)
+    try:
+        yield device
+    finally:
+        model.train(was_training).to(original)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    from helixlab.models.base import call_model
+
+    out = call_model(model, x, torch.zeros(len(x), dtype=torch.bool, device=x.device))
+    if not 0 <= target < out.shape[1]:
+        raise HelixError(f"target {target} is not an output of this model (it has {out.shape[1]})", record="--target")
+    return out[:, target].float()
+
+
+@torch.no_grad()
+def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 2048,
+        device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+    """Saturation mutagenesis: (N, 4, L) output change for every single-base substitution (3 per
+    position, 4 at N), computed as batches of mutants; zero at the reference base."""
+    from helixlab.progress import progress_bar
+
+    X = np.asarray(X, dtype=np.uint8)
+    n, length = X.shape
+    out = np.zeros((n, 4, length), dtype=np.float32)
+    seq, base, pos = np.nonzero(np.arange(4)[None, :, None] != X[:, None, :])  # every substitution
+    with inference(model, device) as dev:
+        ref = np.concatenate([_outputs(model, torch.from_numpy(X[i : i + batch_size]).to(dev), target).cpu().numpy()
+                              for i in range(0, n, batch_size)])
+        bar = progress_bar(progress, total=len(seq), desc="ism", unit=" mutants", unit_scale=True)
+        for start in range(0, len(seq), batch_size):
+            s, b, p = seq[start : start + batch_size], base[start : start + batch_size], pos[start : start + batch_size]
+            x = X[s]
+            x[np.arange(len(s)), p] = b
+            out[s, b, p] = _outputs(model, torch.from_numpy(x).to(dev), target).cpu().numpy() - ref[s]
+            bar.update(len(s))
+        bar.close()
+    return out
+
+
+class _Explained(nn.Module):
+    """The model as a function of its one-hot input, for captum: (N, 4, L) float -> (N,) output."""
+
+    def __init__(self, model: nn.Module, target: int) -> None:
+        super().__init__()
+        self.model, self.target = model, target
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return _outputs(self.model, h, self.target)
+
+
+def _captum(method: Callable[[nn.Module], Any], model: nn.Module, X: np.ndarray, *, target: int, batch_size: int,
+            device: str | torch.device, baseline: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+            **kwargs: Any) -> np.ndarray:
+    """Run a captum attribution over X in batches, with respect to the one-hot input."""
+    inner = getattr(model, "module", model)
+    if not getattr(inner, "one_hot_input", False):
+        raise HelixError(f"{type(inner).__name__} reads tokens or k-mer ids, not one-hot bases: gradient "
+                         "attributions do not apply; use the 'ism' method", record="--method")
+    X = np.asarray(X, dtype=np.uint8)
+    parts = []
+    with inference(model, device) as dev, torch.enable_grad():
+        explainer = method(_Explained(model, target))
+        for start in range(0, len(X), batch_size):
+            h = one_hot(torch.from_numpy(X[start : start + batch_size]).to(dev)).requires_grad_(True)
+            extra = {"baselines": baseline(h, start)} if baseline is not None else {}
+            parts.append(explainer.attribute(h, **extra, **kwargs).detach().float().cpu().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, 4, X.shape[1]), np.float32)
+
+
+def _all_n(h: torch.Tensor, start: int) -> torch.Tensor:
+    return torch.full_like(h, 0.25)
+
+
+def gradient_x_input(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
+                     device: str | torch.device = "cpu") -> np.ndarray:
+    from captum.attr import InputXGradient
+
+    return _captum(InputXGradient, model, X, target=target, batch_size=batch_size, device=device)
+
+
+def integrated_gradients(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 64,
+                         device: str | torch.device = "cpu", n_steps: int = 50) -> np.ndarray:
+    from captum.attr import IntegratedGradients
+
+    return _captum(IntegratedGradients, model, X, target=target, batch_size=batch_size, device=device,
+                   baseline=_all_n, n_steps=n_steps, internal_batch_size=batch_size * 8)
+
+
+def deeplift(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
+             device: str | torch.device = "cpu") -> np.ndarray:
+    from captum.attr import DeepLift
+
+    return _captum(DeepLift, model, X, target=target, batch_size=batch_size, device=device, baseline=_all_n)
+
+
+def deepliftshap(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
+                 device: str | torch.device = "cpu", n_shuffles: int = 10, seed: int = 0) -> np.ndarray:
+    """DeepLIFT averaged over `n_shuffles` shuffles of each sequence as its references."""
+    from captum.attr import DeepLift
+
+    rng = np.random.default_rng(seed)
+    total = np.zeros((len(X), 4, np.asarray(X).shape[1]), dtype=np.float64)
+    for _ in range(n_shuffles):
+        order = rng.random(np.asarray(X).shape).argsort(1)
+        shuffled = np.take_along_axis(np.asarray(X, dtype=np.uint8), order, 1)
+
+        def reference(h: torch.Tensor, start: int, _s: np.ndarray = shuffled) -> torch.Tensor:
+            return one_hot(torch.from_numpy(_s[start : start + len(h)]).to(h.device))
+
+        total += _captum(DeepLift, model, X, target=target, batch_size=batch_size, device=device, baseline=reference)
+    return (total / n_shuffles).astype(np.float32)
+
+
+METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "ism": ism, "gradient_x_input": gradient_x_input, "integrated_gradients": integrated_gradients,
+    "deeplift": deeplift, "deepliftshap": deepliftshap,
+}
+
+
+def attribute(model: nn.Module, X: np.ndarray, method: str, **kwargs: Any) -> np.ndarray:
+    """Dispatch by method name (see METHODS)."""
+    if method not in METHODS:
+        raise HelixError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}", record="--method")
+    return METHODS[method](model, X, **kwargs)
+
+
+def position_scores(attr: np.ndarray, X: np.ndarray, method: str) -> np.ndarray:
+    """(N, L): how much the observed base at each position drives the output. Gradient methods: the
+    attribution of the observed base. ISM: minus the mean change over the three substitutions (positive
+    where mutating the base lowers the output). N positions score 0."""
+    X = np.asarray(X)
+    if method == "ism":
+        scores = -attr.sum(1) / 3.0
+    else:
+        scores = attr.sum(1)  # zero on the bases not observed (one-hot input)
+    return np.where(X == N_CODE, 0.0, scores).astype(np.float32)
+
+
+def write_logos(scores: np.ndarray, X: np.ndarray, ids: list[str], rows: list[int], out_stem: Path,
+                title: str) -> list[Path]:
+    """One sequence logo (logomaker) per chosen row: each observed base drawn with its score as height."""
+    import logomaker
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from helixlab.io import atomic_path
+
+    paths = []
+    for r in rows:
+        if not 0 <= r < len(X):
+            raise HelixError(f"--logo {r}: there are {len(X)} records", record="--logo")
+        matrix = np.zeros((X.shape[1], 4))
+        observed = X[r] < 4
+        matrix[np.flatnonzero(observed), X[r][observed]] = scores[r][observed]
+        frame = pd.DataFrame(matrix, columns=list(BASES[:4]))
+        fig, ax = plt.subplots(figsize=(max(6.0, X.shape[1] / 12), 2.6))
+        logomaker.Logo(frame, ax=ax, color_scheme="classic")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="position", ylabel="attribution", title=f"{title}: {ids[r]}")
+        fig.tight_layout()
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ids[r])[:60]
+        path = out_stem.with_name(f"{out_stem.name}_logo_{r}_{safe}.png")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_metaplot(scores: np.ndarray, path: Path, title: str, *, origin: int = 0,
+                  marks: dict[str, int] | None = None) -> Path:
+    """Mean score and mean |score| per position over all records; x relative to `origin` (e.g. the
+    TSS); `marks` labels positions (relative coordinates) with dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helixlab.io import atomic_path
+
+    x = np.arange(scores.shape[1]) - origin
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    axes[0].plot(x, scores.mean(0), lw=1)
+    axes[0].axhline(0, color="grey", lw=0.5)
+    axes[0].set(ylabel="mean attribution", title=f"{title} ({len(scores):,} sequences)")
+    axes[1].plot(x, np.abs(scores).mean(0), lw=1, color="C1")
+    axes[1].set(ylabel="mean |attribution|", xlabel="position" + (" relative to the origin" if origin else ""))
+    for label, pos in (marks or {}).items():
+        for ax in axes:
+            ax.axvline(pos, ls="--", color="grey", lw=0.8)
+        axes[0].text(pos, axes[0].get_ylim()[1], f" {label}", va="top", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,107 @@
+"""Export a trained run for serving without helixlab: ONNX, with its input/output contract beside it.
+
+The ONNX graph takes `codes`, (batch, length) uint8 base codes (A 0, C 1, G 2, T 3, N 4, after the
+run's crop and padding), and returns `outputs`, (batch, n_outputs) float32 raw values; the contract
+file (OUT.json) says how to encode, which activation turns the outputs into predictions, and what the
+outputs are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from helixlab.errors import HelixError
+from helixlab.io import atomic_path
+from helixlab.predict import output_names
+from helixlab.runs import LoadedRun
+
+FORMATS = ("onnx",)
+
+
+class _Serving(nn.Module):
+    """uint8 codes -> raw outputs (forward strand for models with a strand channel)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        if getattr(self.model, "takes_strand", False):
+            return self.model(codes, torch.zeros(codes.shape[0], dtype=torch.bool)).float()
+        return self.model(codes).float()
+
+
+def activation(run: LoadedRun) -> str:
+    """How raw outputs become predictions, in words a serving engineer can implement."""
+    task = run.task
+    if task.kind == "binary":
+        return "sigmoid"
+    if task.kind in ("multiclass", "context"):
+        return "softmax over the outputs"
+    if task.cfg.bins:
+        lo, hi = task.cfg.bin_range or (0.0, float(task.cfg.bins - 1))
+        return (f"softmax over the {task.cfg.bins} outputs, then the expectation of {task.cfg.bins} equally "
+                f"spaced values from {lo} to {hi}")
+    return "identity"
+
+
+def contract(run: LoadedRun, example_length: int) -> dict[str, Any]:
+    d = run.config.data
+    return {
+        "format": "onnx", "run": str(run.run_dir), "model": run.config.model.name, "task": run.task.kind,
+        "input": {"name": "codes", "dtype": "uint8", "shape": ["batch", run.seq_len or "length"],
+                  "encoding": {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "other": "error or N (IUPAC codes)"},
+                  "lowercase": "same codes as uppercase",
+                  "transforms": {"crop": d.crop, "pad_to": d.pad_to, "pad_context": d.pad_context,
+                                 "centre_hidden": run.task.kind == "context"},
+                  "length": run.seq_len, "example_length": example_length},
+        "output": {"name": "outputs", "dtype": "float32", "shape": ["batch", run.info["n_outputs"]],
+                   "meaning": "raw model outputs", "activation": activation(run),
+                   "prediction_names": output_names(run), "labels": run.info["labels"]},
+        "rc_average": {"used_in_evaluation": run.config.train.rc_average,
+                       "how": "also run the reverse complement (codes reversed, A<->T 0<->3, C<->G 1<->2; N stays "
+                              "4) and average the raw outputs"},
+    }
+
+
+def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | None = None,
+                overwrite: bool = False) -> dict[str, Any]:
+    """Write the ONNX model and OUT.json (its contract); return the contract."""
+    out = Path(out)
+    if run.task.kind == "mlm":
+        raise HelixError("a pretraining run has no prediction head to export", path=str(run.run_dir))
+    example_length = run.seq_len or length or 300
+    serving = _Serving(run.model.cpu().eval())
+    example = torch.randint(0, 4, (2, example_length), dtype=torch.uint8)
+    dynamic = {"codes": {0: "batch"} if run.seq_len else {0: "batch", 1: "length"}, "outputs": {0: "batch"}}
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        try:
+            torch.onnx.export(serving, (example,), str(tmp), input_names=["codes"], output_names=["outputs"],
+                              dynamic_axes=dynamic, dynamo=False, opset_version=17)
+        except Exception as exc:  # an operator the exporter cannot express: say which model, keep nothing
+            raise HelixError(f"cannot export model {run.config.model.name!r} to ONNX: {exc}",
+                             path=str(run.run_dir)) from None
+    spec = contract(run, example_length)
+    check = np.random.default_rng(0).integers(0, 5, (64, example_length)).astype(np.uint8)
+    from helixlab.predict import predict
+
+    diff = np.abs(onnx_outputs(out, check) - predict(run.model, check).numpy())
+    spec["parity"] = {"sequences": len(check), "max_abs_diff": float(diff.max()), "runtime": "onnxruntime CPU"}
+    with atomic_path(out.with_name(out.name + ".json"), overwrite=True) as tmp:
+        tmp.write_text(json.dumps(spec, indent=2) + "\n")
+    return spec
+
+
+def onnx_outputs(path: str | os.PathLike[str], codes: np.ndarray) -> np.ndarray:
+    """Run an exported model with onnxruntime (CPU)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["outputs"], {"codes": np.asarray(codes, dtype=np.uint8)})[0]
