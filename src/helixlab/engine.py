@@ -519,5 +519,8 @@ def finish(rd: Path, setup: Setup, device: torch.device) -> dict[str, Any]:
         results["splits"][split] = metrics
         accumulators[split] = acc
     runs.write_json(rd / runs.RESULTS, results)
+    from helixlab.card import write_model_card
+
+    write_model_card(rd, cfg, setup.info, results)
     write_report(rd, cfg, setup.info, results, state["history"], accumulators, task, trace=state.get("trace"))
     return results

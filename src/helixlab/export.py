@@ -1,9 +1,9 @@
 """Export a trained run for serving without helixlab: ONNX, with its input/output contract beside it.
 
-The ONNX graph takes `codes`, (batch, length) uint8 base codes (A 0, C 1, G 2, T 3, N 4, after the
-run's crop and padding), and returns `outputs`, (batch, n_outputs) float32 raw values; the contract
-file (OUT.json) says how to encode, which activation turns the outputs into predictions, and what the
-outputs are.
+The ONNX graph takes `codes`, (batch, L) uint8 base codes (A 0, C 1, G 2, T 3, N 4, after the run's
+crop and padding; L is the model's input length, or a chosen one for variable-length models), and
+returns `outputs`, (batch, n_outputs) float32 raw values. The contract file (OUT.json) says how to
+encode, which activation turns the outputs into predictions, and what the outputs are.
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ def contract(run: LoadedRun, example_length: int) -> dict[str, Any]:
     d = run.config.data
     return {
         "format": "onnx", "run": str(run.run_dir), "model": run.config.model.name, "task": run.task.kind,
-        "input": {"name": "codes", "dtype": "uint8", "shape": ["batch", run.seq_len or "length"],
+        "input": {"name": "codes", "dtype": "uint8", "shape": ["batch", example_length],
                   "encoding": {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4, "other": "error or N (IUPAC codes)"},
                   "lowercase": "same codes as uppercase",
                   "transforms": {"crop": d.crop, "pad_to": d.pad_to, "pad_context": d.pad_context,
                                  "centre_hidden": run.task.kind == "context"},
-                  "length": run.seq_len, "example_length": example_length},
+                  "length": example_length,
+                  "note": None if run.seq_len else "a variable-length model, exported at this length (--length)"},
         "output": {"name": "outputs", "dtype": "float32", "shape": ["batch", run.info["n_outputs"]],
                    "meaning": "raw model outputs", "activation": activation(run),
                    "prediction_names": output_names(run), "labels": run.info["labels"]},
@@ -80,7 +81,9 @@ def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | No
     example_length = run.seq_len or length or 300
     serving = _Serving(run.model.cpu().eval())
     example = torch.randint(0, 4, (2, example_length), dtype=torch.uint8)
-    dynamic = {"codes": {0: "batch"} if run.seq_len else {0: "batch", 1: "length"}, "outputs": {0: "batch"}}
+    # the batch is dynamic, the length fixed: a traced graph of a variable-length model (token counts, slicing)
+    # is exact only at the length it was traced with, so such a model is exported at `length`
+    dynamic = {"codes": {0: "batch"}, "outputs": {0: "batch"}}
     with atomic_path(out, overwrite=overwrite) as tmp:
         try:
             torch.onnx.export(serving, (example,), str(tmp), input_names=["codes"], output_names=["outputs"],

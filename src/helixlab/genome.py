@@ -126,7 +126,7 @@ class GenomeWindows:
         self.meta: dict[str, Any] = {"labels": [], "records": n, "min_length": window, "max_length": window,
                                      "label_stats": {}, "source": str(shard.path), "window": window,
                                      "regions": [[r.record, r.start, r.end] for r in regions], "seed": seed,
-                                     "sha256": shard.meta.get("sha256")}
+                                     "sources": shard.meta.get("sources", [])}
         self.draw(0)
 
     def _key(self, epoch: int) -> list[int]:

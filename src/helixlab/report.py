@@ -142,7 +142,9 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
         + (" — stopped early" if results["stopped_early"] else ""),
         f"- training time: {results['train_seconds']:.1f} s, {results['train_seq_per_s']:.0f} sequences/s",
         f"- machine: {env.get('processor')} x{env.get('cpus')} CPUs, GPU: {env.get('cuda') or 'none'}; "
-        f"torch {env.get('torch')}; commit {env.get('commit')}", "",
+        f"torch {env.get('torch')}; commit {env.get('commit')}",
+        *(["- model card: [MODEL_CARD.md](MODEL_CARD.md) (data checksums, intended use, known limits)"]
+          if (rd / "MODEL_CARD.md").exists() else []), "",
         "## Metrics (best checkpoint)", "",
         _table(results["splits"]) if results["splits"] else "_no validation or test data_", "",
         "## Plots", "",
