@@ -57,6 +57,11 @@ def test_load_predicts_like_the_cli_on_strings_files_and_codes(motif_run, tmp_pa
     assert vectors.shape == (len(seqs), model.run.model.feature_dim)
     assert main(["embed", str(run), str(data["test"]), "-o", str(tmp_path / "e.npy")]) == 0
     assert np.allclose(np.load(tmp_path / "e.npy"), vectors, atol=1e-5)
+    assert np.allclose(model.predict(seqs[0]), from_strings[:1])  # one sequence as a string
+    assert np.allclose(model.predict(codes[0]), from_strings[:1])  # one sequence as a 1-d array of codes
+    from helixlab.api import _looks_like_sequence
+
+    assert _looks_like_sequence("ACGT" * 100) and not _looks_like_sequence("data/x.fa")
     with pytest.raises(HelixError, match="length 39 differs"):
         model.predict([seqs[0][:-1]])
     with pytest.raises(HelixError, match="invalid character"):
@@ -145,14 +150,16 @@ def test_score_variants_tables_and_errors(motif_run, tmp_path):
                  "-o", str(tmp_path / "o3.csv")]) == 0
     wrong = "ACGT".replace(seq[10].upper(), "")[0]
     (tmp_path / "bad.csv").write_text(f"sequence,position,ref,alt\n{seq},10,{seq[10]},T\n{seq},10,{wrong},T\n")
-    from helixlab.variants import read_variants
+    from helixlab.variants import read_variants, score_variants
 
     with pytest.raises(HelixError, match=r"bad.csv, line 3: ref .* does not match"):
         read_variants(tmp_path / "bad.csv")
+    (tmp_path / "pairs_bad.csv").write_text(f"ref_sequence,alt_sequence\n\n{seq},{alt[:-1]}X\n")
+    with pytest.raises(HelixError, match=r"pairs_bad.csv, line 3: invalid character 'X'"):
+        score_variants(model, read_variants(tmp_path / "pairs_bad.csv"))
     (tmp_path / "cols.csv").write_text("seq,pos\nACGT,1\n")
     with pytest.raises(HelixError, match="needs the columns"):
         read_variants(tmp_path / "cols.csv")
-    assert not (tmp_path / "o4.csv").exists()
 
 
 @pytest.mark.parametrize("name,params", [

@@ -45,19 +45,16 @@ class Model:
         return self.run.seq_len
 
     def inputs(self, data: Inputs, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
-        """Anything `predict` takes -> the (N, L) uint8 matrix the model reads. A 2-d uint8 array is taken
-        as already encoded model input; strings, arrays of codes and files are encoded, cropped/padded
-        like the training data and checked against the model's input length."""
+        """Anything `predict` takes -> the (N, L) uint8 matrix the model reads (encoded, cropped/padded like
+        the training data, the centre hidden for context runs, lengths checked)."""
         return self.records(data, iupac)[0]
 
-    def records(self, data: Inputs, iupac: alphabet.IupacPolicy = "error") -> tuple[np.ndarray, list[str]]:
-        """(model input matrix, record ids): ids from the file, else row numbers from 0."""
-        if isinstance(data, np.ndarray) and data.ndim == 2:
-            if data.dtype != np.uint8 or (data > alphabet.N_CODE).any():
-                raise HelixError("a 2-d array input must hold uint8 base codes 0-4 (A, C, G, T, N)")
-            if self.seq_len is not None and data.shape[1] != self.seq_len:
-                raise HelixError(f"inputs of {data.shape[1]} bases; this model reads {self.seq_len}")
-            return data, [str(i) for i in range(len(data))]
+    def records(self, data: Inputs, iupac: alphabet.IupacPolicy = "error", *, source: str = "<sequences>",
+                lines: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """(model input matrix, record ids). `data`: a FASTA/table path, a sequence or list of sequences,
+        or base codes (0-4) as one array per sequence or an (N, L) uint8 array of sequences as written
+        (the run's crop/padding is applied to all of them). Ids come from the file, else row numbers.
+        Errors name `source` and `lines` (the 1-based line of each sequence there) for in-memory input."""
         if isinstance(data, (str, os.PathLike)) and not (isinstance(data, str) and _looks_like_sequence(data)):
             path = str(data)
             if not Path(path).is_file():
@@ -66,35 +63,61 @@ class Model:
             for chunk in read_records(path):
                 parts.append(encode_records(self.run, chunk, path, iupac))
                 ids += chunk.ids or [str(len(ids) + k) for k in range(len(parts[-1]))]
-            return (np.concatenate(parts) if len(parts) != 1 else parts[0]), ids
-        if isinstance(data, str):
-            data = [data]
-        seqs = [s if isinstance(s, str) else alphabet.decode(np.asarray(s, dtype=np.uint8)) for s in data]
+            return _stack(parts), ids
+        if isinstance(data, str) or (isinstance(data, np.ndarray) and data.ndim == 1):
+            data = [data]  # type: ignore[list-item]
+        seqs = [s if isinstance(s, str) else _decode_codes(s, source) for s in data]
         if not seqs:
-            raise HelixError("no sequences given")
-        chunk = Chunk(seqs=seqs, lines=np.arange(1, len(seqs) + 1))
-        return encode_records(self.run, chunk, "<sequences>", iupac), [str(i) for i in range(len(seqs))]
+            raise HelixError("no sequences given", path=source)
+        chunk = Chunk(seqs=seqs, lines=np.arange(1, len(seqs) + 1) if lines is None else np.asarray(lines))
+        return encode_records(self.run, chunk, source, iupac), [str(i) for i in range(len(seqs))]
 
-    def predict(self, data: Inputs, *, batch_size: int = 512, rc_average: bool | None = None) -> np.ndarray:
+    def predict(self, data: Inputs, *, batch_size: int = 512, rc_average: bool | None = None,
+                iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
         """(N, n_outputs): probabilities (classification) or values (regression), in input order.
         rc_average: average both strands (default: as the run was evaluated)."""
+        return self.predict_encoded(self.inputs(data, iupac), batch_size=batch_size, rc_average=rc_average)
+
+    def predict_encoded(self, x: np.ndarray, *, batch_size: int = 512, rc_average: bool | None = None,
+                        amp: bool = True) -> np.ndarray:
+        """`predict` on the model's own input matrix (from `inputs`/`records`); amp=False keeps float32 on
+        a GPU (small differences, e.g. variant effects)."""
         rc = self.run.config.train.rc_average if rc_average is None else rc_average
         if self.run.task.kind == "mlm":
             raise HelixError("a pretraining run has no prediction head: fine-tune it first", path=str(self.run.run_dir))
         if rc and self.run.task.kind == "context":
             raise HelixError("rc_average is not available for a context run (the strands predict complementary "
                              "bases)", path=str(self.run.run_dir))
-        out = predict(self.run.model, self.inputs(data), batch_size=batch_size, device=self.device, rc_average=rc)
+        out = predict(self.run.model, x, batch_size=batch_size, device=self.device, rc_average=rc, amp=amp)
         return self.run.task.activate(out).numpy()
 
-    def embed(self, data: Inputs, *, batch_size: int = 512) -> np.ndarray:
+    def embed(self, data: Inputs, *, batch_size: int = 512, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
         """(N, feature_dim) float32: the representation the head reads."""
-        return embed(self.run.model, self.inputs(data), batch_size=batch_size, device=self.device).numpy()
+        return embed(self.run.model, self.inputs(data, iupac), batch_size=batch_size, device=self.device).numpy()
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """Chunks of a file as one matrix; chunks of a variable-length model padded with N to one width."""
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=alphabet.N_CODE)
+                           for p in parts])
+
+
+def _decode_codes(codes: object, source: str) -> str:
+    arr = np.asarray(codes)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or arr.size == 0 or arr.min() < 0 or arr.max() > alphabet.N_CODE:
+        raise HelixError("base codes must be non-empty 1-d integer arrays of 0-4 (A, C, G, T, N)", path=source)
+    return alphabet.decode(arr.astype(np.uint8))
+
+
+_SEQUENCE_LETTERS = set("ACGTNRYSWKMBDHVUacgtnryswkmbdhvu")
 
 
 def _looks_like_sequence(text: str) -> bool:
-    """A bare sequence rather than a path: only letters, and no such file."""
-    return text.isalpha() and not Path(text).exists()
+    """A bare sequence rather than a path: nothing but base letters (paths have a dot or a slash)."""
+    return bool(text) and set(text) <= _SEQUENCE_LETTERS
 
 
 def load(run_dir: str | os.PathLike[str], *, device: str = "auto", checkpoint: str = "best") -> Model:

@@ -17,8 +17,8 @@ matters); `write_logos` and `plot_metaplot` draw them.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +28,7 @@ from torch import nn
 
 from helixlab.alphabet import BASES, N_CODE, one_hot
 from helixlab.errors import HelixError
-
-
-@contextlib.contextmanager
-def inference(model: nn.Module, device: str | torch.device) -> Iterator[torch.device]:
-    """The model in eval mode on `device` for the block; its mode and device restored afterwards."""
-    device = torch.device(device)
-    was_training = model.training
-    first = next(model.parameters(), None)
-    original = first.device if first is not None else torch.device("cpu")
-    model.eval().to(device)
-    try:
-        yield device
-    finally:
-        model.train(was_training).to(original)
+from helixlab.predict import inference
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -57,13 +44,14 @@ def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
 def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 2048,
         device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """Saturation mutagenesis: (N, 4, L) output change for every single-base substitution (3 per
-    position, 4 at N), computed as batches of mutants; zero at the reference base."""
+    position; N positions are not mutated), computed as batches of mutants; zero at the reference base."""
     from helixlab.progress import progress_bar
 
-    X = np.asarray(X, dtype=np.uint8)
+    X = _codes(X)
     n, length = X.shape
     out = np.zeros((n, 4, length), dtype=np.float32)
-    seq, base, pos = np.nonzero(np.arange(4)[None, :, None] != X[:, None, :])  # every substitution
+    # every substitution of a base (N positions, padding included, are left alone)
+    seq, base, pos = np.nonzero((np.arange(4)[None, :, None] != X[:, None, :]) & (X[:, None, :] < 4))
     with inference(model, device) as dev:
         ref = np.concatenate([_outputs(model, torch.from_numpy(X[i : i + batch_size]).to(dev), target).cpu().numpy()
                               for i in range(0, n, batch_size)])
@@ -76,6 +64,39 @@ def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 2
             bar.update(len(s))
         bar.close()
     return out
+
+
+def _codes(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "iu" or (X.size and (X.min() < 0 or X.max() > N_CODE)):
+        raise HelixError(f"attributions take (N, L) base codes 0-4 (uint8), got an array of shape {X.shape} and "
+                         f"dtype {X.dtype}")
+    return X.astype(np.uint8, copy=False)
+
+
+class _Prediction(nn.Module):
+    """A binned-regression model as the value it predicts (the expectation over its bins), so that output 0
+    is explained rather than one bin's logit."""
+
+    def __init__(self, model: nn.Module, task: Any) -> None:
+        super().__init__()
+        self.model, self.task = model, task
+        self.one_hot_input = getattr(model, "one_hot_input", False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from helixlab.models.base import call_model
+
+        return self.task.activate(call_model(self.model, x, torch.zeros(len(x), dtype=torch.bool, device=x.device)))
+
+
+def explained_model(run: Any) -> nn.Module:
+    """What to attribute for a loaded run: its model, or for binned regression its predicted value."""
+    if run.task.kind == "mlm":
+        raise HelixError("a pretraining run has no prediction head to explain: fine-tune it first",
+                         path=str(run.run_dir))
+    if run.task.kind == "regression" and run.task.cfg.bins:
+        return _Prediction(run.model, run.task)
+    return run.model
 
 
 class _Explained(nn.Module):
@@ -97,9 +118,10 @@ def _captum(method: Callable[[nn.Module], Any], model: nn.Module, X: np.ndarray,
     if not getattr(inner, "one_hot_input", False):
         raise HelixError(f"{type(inner).__name__} reads tokens or k-mer ids, not one-hot bases: gradient "
                          "attributions do not apply; use the 'ism' method", record="--method")
-    X = np.asarray(X, dtype=np.uint8)
+    X = _codes(X)
     parts = []
-    with inference(model, device) as dev, torch.enable_grad():
+    with inference(model, device) as dev, torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+        # (cuDNN recurrent layers cannot run backward in eval mode)
         explainer = method(_Explained(model, target))
         for start in range(0, len(X), batch_size):
             h = one_hot(torch.from_numpy(X[start : start + batch_size]).to(dev)).requires_grad_(True)
@@ -127,23 +149,41 @@ def integrated_gradients(model: nn.Module, X: np.ndarray, *, target: int = 0, ba
                    baseline=_all_n, n_steps=n_steps, internal_batch_size=batch_size * 8)
 
 
+NO_RULE = (nn.SiLU, nn.GELU, nn.GRU, nn.LSTM)  # layers captum's DeepLift has no rescale rule for
+
+
+def _check_rules(model: nn.Module) -> None:
+    """DeepLIFT has rescale rules for ReLU-like layers only; elsewhere captum passes plain gradients."""
+    missing = sorted({type(m).__name__ for m in model.modules() if isinstance(m, NO_RULE)})
+    if missing:
+        warnings.warn(f"DeepLIFT has no rule for {', '.join(missing)} in this model: those layers pass plain "
+                      "gradients, so the result is only approximately DeepLIFT (integrated_gradients or ism "
+                      "are exact alternatives)", stacklevel=3)
+
+
 def deeplift(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
              device: str | torch.device = "cpu") -> np.ndarray:
     from captum.attr import DeepLift
 
+    _check_rules(model)
     return _captum(DeepLift, model, X, target=target, batch_size=batch_size, device=device, baseline=_all_n)
 
 
 def deepliftshap(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
                  device: str | torch.device = "cpu", n_shuffles: int = 10, seed: int = 0) -> np.ndarray:
-    """DeepLIFT averaged over `n_shuffles` shuffles of each sequence as its references."""
+    """DeepLIFT averaged over `n_shuffles` references per sequence: its bases shuffled (mononucleotide
+    shuffles; N positions stay where they are)."""
     from captum.attr import DeepLift
 
+    _check_rules(model)
+    X = _codes(X)
     rng = np.random.default_rng(seed)
-    total = np.zeros((len(X), 4, np.asarray(X).shape[1]), dtype=np.float64)
+    total = np.zeros((len(X), 4, X.shape[1]), dtype=np.float64)
     for _ in range(n_shuffles):
-        order = rng.random(np.asarray(X).shape).argsort(1)
-        shuffled = np.take_along_axis(np.asarray(X, dtype=np.uint8), order, 1)
+        shuffled = X.copy()
+        for i in range(len(X)):  # the bases of each sequence shuffled among its own base positions
+            bases = np.flatnonzero(X[i] < 4)
+            shuffled[i, bases] = X[i, rng.permutation(bases)]
 
         def reference(h: torch.Tensor, start: int, _s: np.ndarray = shuffled) -> torch.Tensor:
             return one_hot(torch.from_numpy(_s[start : start + len(h)]).to(h.device))

@@ -65,6 +65,16 @@ def _limits(cfg: RunConfig, info: dict[str, Any], task: str) -> list[str]:
     return out
 
 
+def _usage(rd: Path, task: str) -> list[str]:
+    if task == "mlm":
+        return ["Pretrained weights without a prediction head: fine-tune them on a task with", "",
+                "```bash", f"helixlab train RECIPE.toml --init-from {rd}", "```", ""]
+    return ["```bash", f"helixlab predict {rd} INPUT.fa -o predictions.csv",
+            f"helixlab score-variants {rd} VARIANTS.csv -o effects.csv", "```", "",
+            "```python", "import helixlab", f"model = helixlab.load({str(rd)!r})",
+            "model.predict(['ACGT...'])   # or a FASTA path; model.embed(...) for features", "```", ""]
+
+
 def write_model_card(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[str, Any]) -> Path:
     task = cfg.task.kind
     env = info.get("environment", {})
@@ -90,11 +100,7 @@ def write_model_card(rd: Path, cfg: RunConfig, info: dict[str, Any], results: di
               f"- {results['train_seconds']:.0f} s of training, {results['train_seq_per_s']:.0f} sequences/s, on "
               f"{env.get('processor')} x{env.get('cpus')} CPUs, GPU: {env.get('cuda') or 'none'}, "
               f"{info.get('world_size', 1)} process(es).", "",
-              "## Use", "",
-              "```bash", f"helixlab predict {rd} INPUT.fa -o predictions.csv",
-              f"helixlab score-variants {rd} VARIANTS.csv -o effects.csv", "```", "",
-              "```python", "import helixlab", f"model = helixlab.load({str(rd)!r})",
-              "model.predict(['ACGT...'])   # or a FASTA path; model.embed(...) for features", "```", "",
+              "## Use", "", *_usage(rd, task),
               "## Intended use", "",
               f"Research use: scoring DNA sequences like the training data for {TASKS.get(task, task)}, comparing "
               "variants, and interpreting what the model learned (`helixlab interpret`).", "",

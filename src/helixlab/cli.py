@@ -311,7 +311,8 @@ def embed_cmd(
     from helixlab.io import atomic_path
 
     model = load(run_dir, device=device)
-    vectors = model.embed(model.inputs(input_path, iupac=iupac), batch_size=batch_size)  # type: ignore[arg-type]
+    vectors = model.embed(input_path, batch_size=batch_size, iupac=iupac)  # type: ignore[arg-type]
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, vectors)
@@ -338,6 +339,7 @@ def score_variants_cmd(
     model = load(run_dir, device=device)
     table = read_variants(variants, sequences)
     ref, alt = score_variants(model, table, batch_size=batch_size, rc_average=rc_average)
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_scores(out, table, model.output_names, ref, alt)
     typer.echo(f"wrote {len(table.ids):,} variant effects to {out}")
 
@@ -356,6 +358,7 @@ def export_cmd(
     if fmt not in FORMATS:
         raise HelixError(f"unknown export format {fmt!r}; available: {', '.join(FORMATS)}", record="--format")
     target = out or run_dir / "model.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
     spec = export_onnx(load_run(run_dir), target, length=length, overwrite=True)
     typer.echo(f"wrote {target} and {target}.json (onnxruntime vs torch on {spec['parity']['sequences']} random "
                f"sequences: max |difference| {spec['parity']['max_abs_diff']:.2e})")
@@ -407,6 +410,7 @@ def attributions_cmd(
     metaplot: Annotated[bool, typer.Option(help="plot the mean attribution per position over all records")] = True,
     origin: Annotated[int, typer.Option(help="metaplot position 0 (e.g. the TSS)")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="only the first N records")] = None,
+    iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
     batch_size: Annotated[int, typer.Option(help="batch size (mutants per batch for ism)")] = 1024,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
@@ -414,16 +418,18 @@ def attributions_cmd(
     import numpy as np
 
     from helixlab.api import load
-    from helixlab.attributions import attribute, plot_metaplot, position_scores, write_logos
+    from helixlab.attributions import attribute, explained_model, plot_metaplot, position_scores, write_logos
     from helixlab.io import atomic_path
 
     model = load(run_dir, device=device)
-    X, ids = model.records(input_path)
+    X, ids = model.records(input_path, iupac=iupac)  # type: ignore[arg-type]
     if limit is not None:
         X, ids = X[:limit], ids[:limit]
     kwargs = {"progress": True} if method == "ism" else {}
-    attr = attribute(model.run.model, X, method, target=target, batch_size=batch_size, device=model.device, **kwargs)
+    attr = attribute(explained_model(model.run), X, method, target=target, batch_size=batch_size,
+                     device=model.device, **kwargs)
     scores = position_scores(attr, X, method)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, attributions=attr, scores=scores, codes=X, ids=np.array(ids), method=method,

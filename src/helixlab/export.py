@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from helixlab.errors import HelixError
-from helixlab.io import atomic_path
 from helixlab.predict import output_names
 from helixlab.runs import LoadedRun
 
@@ -73,32 +72,45 @@ def contract(run: LoadedRun, example_length: int) -> dict[str, Any]:
 
 
 def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | None = None,
-                overwrite: bool = False) -> dict[str, Any]:
-    """Write the ONNX model and OUT.json (its contract); return the contract."""
+                overwrite: bool = False, tolerance: float = 1e-3) -> dict[str, Any]:
+    """Write the ONNX model and OUT.json (its contract); return the contract. The graph is checked with
+    onnxruntime against torch on random sequences before either file is written."""
+    import tempfile
+
     out = Path(out)
     if run.task.kind == "mlm":
         raise HelixError("a pretraining run has no prediction head to export", path=str(run.run_dir))
+    if getattr(getattr(run.model, "tokenizer", None), "kind", None) == "subword":
+        raise HelixError("subword (BPE/WordPiece) tokenization runs outside torch and cannot be traced into ONNX; "
+                         "export a model with nucleotide, k-mer or window tokens", path=str(run.run_dir))
+    if out.exists() and not overwrite:
+        raise HelixError("output file already exists; choose another name or remove it", path=str(out))
     example_length = run.seq_len or length or 300
     serving = _Serving(run.model.cpu().eval())
     example = torch.randint(0, 4, (2, example_length), dtype=torch.uint8)
     # the batch is dynamic, the length fixed: a traced graph of a variable-length model (token counts, slicing)
     # is exact only at the length it was traced with, so such a model is exported at `length`
     dynamic = {"codes": {0: "batch"}, "outputs": {0: "batch"}}
-    with atomic_path(out, overwrite=overwrite) as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp_dir:
+        tmp = Path(tmp_dir) / out.name
         try:
             torch.onnx.export(serving, (example,), str(tmp), input_names=["codes"], output_names=["outputs"],
                               dynamic_axes=dynamic, dynamo=False, opset_version=17)
         except Exception as exc:  # an operator the exporter cannot express: say which model, keep nothing
             raise HelixError(f"cannot export model {run.config.model.name!r} to ONNX: {exc}",
                              path=str(run.run_dir)) from None
-    spec = contract(run, example_length)
-    check = np.random.default_rng(0).integers(0, 5, (64, example_length)).astype(np.uint8)
-    from helixlab.predict import predict
+        from helixlab.predict import predict
 
-    diff = np.abs(onnx_outputs(out, check) - predict(run.model, check).numpy())
-    spec["parity"] = {"sequences": len(check), "max_abs_diff": float(diff.max()), "runtime": "onnxruntime CPU"}
-    with atomic_path(out.with_name(out.name + ".json"), overwrite=True) as tmp:
-        tmp.write_text(json.dumps(spec, indent=2) + "\n")
+        check = np.random.default_rng(0).integers(0, 5, (64, example_length)).astype(np.uint8)
+        diff = float(np.abs(onnx_outputs(tmp, check) - predict(run.model, check, amp=False).numpy()).max())
+        if not diff <= tolerance:
+            raise HelixError(f"the exported graph differs from the model by up to {diff:.3g} (tolerance "
+                             f"{tolerance}); nothing was written", path=str(run.run_dir))
+        spec = contract(run, example_length)
+        spec["parity"] = {"sequences": len(check), "max_abs_diff": diff, "runtime": "onnxruntime CPU"}
+        (Path(tmp_dir) / "contract.json").write_text(json.dumps(spec, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(Path(tmp_dir) / "contract.json", out.with_name(out.name + ".json"))
     return spec
 
 

@@ -75,7 +75,6 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     out = Path(path)
     if out.exists() and not overwrite:
         raise HelixError("output file already exists; choose another name or remove it", path=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         yield tmp

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -18,26 +20,32 @@ from helixlab.shards import encode_chunk
 from helixlab.transforms import SeqOptions
 
 
-def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
-            device: str | torch.device = "cpu", rc_average: bool = False) -> torch.Tensor:
-    """Raw outputs of any model on x: (N, L) uint8 -> (N, n_outputs) float32 on the CPU.
-
-    The model's training mode and device are restored afterwards.
-    """
-    x = torch.as_tensor(x)
+@contextlib.contextmanager
+def inference(model: torch.nn.Module, device: str | torch.device) -> Iterator[torch.device]:
+    """The model in eval mode on `device` for the block; its mode and device restored afterwards, also
+    after an error."""
     device = torch.device(device)
     was_training = model.training
     first = next(model.parameters(), None)
     original = first.device if first is not None else torch.device("cpu")
     model.eval().to(device)
     try:
-        outs = []
-        for start in range(0, len(x), batch_size):
-            with autocast(device, True):
-                outs.append(model_outputs(model, x[start : start + batch_size].to(device), rc_average=rc_average).cpu())
-        return torch.cat(outs) if outs else torch.empty(0)
+        yield device
     finally:
         model.train(was_training).to(original)
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+            device: str | torch.device = "cpu", rc_average: bool = False, amp: bool = True) -> torch.Tensor:
+    """Raw outputs of any model on x: (N, L) uint8 -> (N, n_outputs) float32 on the CPU (bf16 autocast
+    on a GPU unless amp=False). The model's training mode and device are restored afterwards."""
+    x = torch.as_tensor(x)
+    with inference(model, device) as dev:
+        outs = []
+        for start in range(0, len(x), batch_size):
+            with autocast(dev, amp):
+                outs.append(model_outputs(model, x[start : start + batch_size].to(dev), rc_average=rc_average).cpu())
+        return torch.cat(outs) if outs else torch.empty(0)
 
 
 @torch.no_grad()
@@ -46,17 +54,10 @@ def embed(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: i
     """The representation before the head of any model: (N, L) uint8 -> (N, feature_dim) float32 on the
     CPU. The model's training mode and device are restored afterwards."""
     x = torch.as_tensor(x)
-    device = torch.device(device)
-    was_training = model.training
-    first = next(model.parameters(), None)
-    original = first.device if first is not None else torch.device("cpu")
-    model.eval().to(device)
-    try:
-        outs = [model.features(x[start : start + batch_size].to(device)).float().cpu()  # type: ignore[operator]
+    with inference(model, device) as dev:
+        outs = [model.features(x[start : start + batch_size].to(dev)).float().cpu()  # type: ignore[operator]
                 for start in range(0, len(x), batch_size)]
         return torch.cat(outs) if outs else torch.empty(0)
-    finally:
-        model.train(was_training).to(original)
 
 
 def encode_records(run: LoadedRun, chunk: Chunk, path: str, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:

@@ -29,23 +29,33 @@ class Variants:
     ids: list[str]
     ref: list[str]  # the reference sequences
     alt: list[str]  # the alternative sequences
+    lines: np.ndarray  # the line of each variant in its file (for messages)
+    source: str
 
 
-def _table(path: str) -> tuple[list[str], list[dict[str, str]]]:
-    import pandas as pd
+def _table(path: str) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """Header, rows and their line numbers of a CSV/TSV(.gz) table; blank lines skipped."""
+    from helixlab.io import open_text
 
-    p = Path(path)
-    if not p.is_file():
-        raise HelixError("variants file not found", path=path)
-    sep = "\t" if ".tsv" in p.name or ".txt" in p.name else ","
-    try:
-        frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise HelixError(f"cannot read the variants table: {exc}", path=path) from None
-    if frame.empty:
+    sep = "\t" if any(ext in Path(path).name for ext in (".tsv", ".txt")) else ","
+    with open_text(path) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, None)
+        if not header:
+            raise HelixError("the variants table has no header", path=path)
+        columns = [c.strip() for c in header]
+        rows, lines = [], []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(columns):
+                raise HelixError(f"{len(values)} fields where the header has {len(columns)}", path=path,
+                                 record=f"line {reader.line_num}")
+            rows.append({c: v.strip() for c, v in zip(columns, values)})
+            lines.append(reader.line_num)
+    if not rows:
         raise HelixError("the variants table has no rows", path=path)
-    return [c.strip() for c in frame.columns], [{k.strip(): v.strip() for k, v in r.items()}
-                                                for r in frame.to_dict("records")]
+    return columns, rows, lines
 
 
 def _sequences(path: str) -> dict[str, str]:
@@ -61,18 +71,19 @@ def _sequences(path: str) -> dict[str, str]:
 def read_variants(path: str | os.PathLike[str], sequences: str | os.PathLike[str] | None = None) -> Variants:
     """Reference and alternative sequences of every row; errors name the file and line."""
     path = str(path)
-    columns, rows = _table(path)
+    columns, rows, line_numbers = _table(path)
     have = set(columns)
+    lines = np.array(line_numbers)
     ids = [r["id"] if "id" in have and r["id"] else str(i) for i, r in enumerate(rows)]
     if {"ref_sequence", "alt_sequence"} <= have:
-        return Variants(ids, [r["ref_sequence"] for r in rows], [r["alt_sequence"] for r in rows])
+        return Variants(ids, [r["ref_sequence"] for r in rows], [r["alt_sequence"] for r in rows], lines, path)
     if not {"position", "ref", "alt"} <= have or not ({"sequence"} & have or ("id" in have and sequences)):
         raise HelixError("a variants table needs the columns sequence,position,ref,alt (or id,position,ref,alt "
                          f"with --sequences, or ref_sequence,alt_sequence); found {', '.join(columns)}", path=path)
     by_id = _sequences(str(sequences)) if "sequence" not in have and sequences else {}
     refs, alts = [], []
-    for i, r in enumerate(rows):
-        line = f"line {i + 2}"
+    for r, n in zip(rows, line_numbers):
+        line = f"line {n}"
         if "sequence" in have:
             seq = r["sequence"]
         elif r["id"] in by_id:
@@ -96,19 +107,23 @@ def read_variants(path: str | os.PathLike[str], sequences: str | os.PathLike[str
                              "(positions are 0-based)", path=path, record=line)
         refs.append(seq)
         alts.append(seq[:pos] + alt + seq[pos + len(ref) :])
-    return Variants(ids, refs, alts)
+    return Variants(ids, refs, alts, lines, path)
 
 
 def score_variants(model: object, variants: Variants, *, batch_size: int = 512, rc_average: bool | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(reference predictions, alternative predictions), each (N, n_outputs), with a `helixlab.api.Model`."""
-    ref = model.predict(variants.ref, batch_size=batch_size, rc_average=rc_average)  # type: ignore[attr-defined]
-    alt = model.predict(variants.alt, batch_size=batch_size, rc_average=rc_average)  # type: ignore[attr-defined]
-    return ref, alt
+    """(reference predictions, alternative predictions), each (N, n_outputs), with a `helixlab.api.Model`,
+    in float32 (no bf16 autocast: effects are small differences). Bad sequences are errors naming the
+    variants file and line."""
+    out = []
+    for seqs in (variants.ref, variants.alt):
+        x, _ = model.records(seqs, source=variants.source, lines=variants.lines)  # type: ignore[attr-defined]
+        out.append(model.predict_encoded(x, batch_size=batch_size, rc_average=rc_average, amp=False))  # type: ignore[attr-defined]
+    return out[0], out[1]
 
 
 def write_scores(out: str | os.PathLike[str], variants: Variants, names: list[str], ref: np.ndarray,
-                 alt: np.ndarray, *, overwrite: bool = False) -> None:
+                 alt: np.ndarray, *, overwrite: bool = True) -> None:
     """id, then ref_<output>, alt_<output>, effect_<output> (alt - ref) for every output."""
     with atomic_path(out, overwrite=overwrite) as tmp:
         with open(tmp, "w", newline="") as fh:
