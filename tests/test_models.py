@@ -43,8 +43,7 @@ def test_kmer_linear_counts_kmers():
     model = build_model("kmer_linear", {"ks": [1], "log_counts": False}, 8, 1)
     model.eval()
     x = torch.tensor([[0, 0, 1, 2, 3, 3, 3, 4]], dtype=torch.uint8)
-    model.norm = torch.nn.Identity()
-    assert model.features(x).tolist() == [[2 / 8, 1 / 8, 1 / 8, 3 / 8]]
+    assert model.spectrum(x).tolist() == [[2 / 8, 1 / 8, 1 / 8, 3 / 8]]
 
 
 def test_flatten_and_mlp_need_fixed_length():

@@ -32,6 +32,14 @@ class KmerLinear(SequenceModel):
         self.head = nn.Linear(self.feature_dim, n_outputs)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.spectrum(x)
+        if self.training:
+            return self.norm(h)
+        # the same as self.norm in eval mode, written out: the ONNX exporter cannot size the batch norm
+        return (h - self.norm.running_mean) / torch.sqrt(self.norm.running_var + self.norm.eps)
+
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, sum 4^k) k-mer frequencies (log-scaled if configured), before normalisation."""
         parts = []
         for k in self.ks:
             ids = kmer_ids(x, k)
@@ -39,11 +47,7 @@ class KmerLinear(SequenceModel):
             counts.scatter_add_(1, ids, torch.ones_like(ids, dtype=counts.dtype))
             freq = counts[:, : 4**k] * (1.0 / ids.shape[1])
             parts.append(torch.log1p(freq * 4**k) if self.log_counts else freq)
-        h = torch.cat(parts, 1)
-        if self.training:
-            return self.norm(h)
-        # the same as self.norm in eval mode, written out: the ONNX exporter cannot size the batch norm
-        return (h - self.norm.running_mean) / torch.sqrt(self.norm.running_var + self.norm.eps)
+        return torch.cat(parts, 1)
 
 
 @dataclass
