@@ -131,6 +131,9 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
             ax.plot([r["flank"] for r in rows], [r[key] for r in rows], "o-", label=model)
         ax.set(xscale="log", xlabel="bases each side (k for k-mer models, flank for networks)",
                title=f"Test accuracy, {title}")
+        ticks = sorted({r["flank"] for r in records})
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [str(t) for t in ticks])
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
