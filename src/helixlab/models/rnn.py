@@ -17,7 +17,8 @@ from helixlab.tokenizers import kmer_ids, kmer_vocab_size
 @dataclass
 class RecurrentConfig:
     """Front end 'onehot' | 'conv' | 'window'; cell 'gru' | 'lstm'; pooling over time
-    'last' (final states of both directions) | 'mean' | 'max' | 'maxmean'."""
+    'last' (final states of both directions) | 'mean' | 'max' | 'maxmean' | 'centre' (the outputs at the
+    middle step: each direction has read one flank, for predicting the centre of a window)."""
 
     front: str = "onehot"
     channels: list[int] = field(default_factory=list)
@@ -99,8 +100,8 @@ class Recurrent(SequenceModel):
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}.get(cfg.cell)
         if rnn_cls is None:
             raise ValueError(f"unknown cell {cfg.cell!r}; expected gru or lstm")
-        if cfg.pooling not in ("last", "mean", "max", "maxmean"):
-            raise ValueError(f"unknown pooling {cfg.pooling!r}; expected last, mean, max or maxmean")
+        if cfg.pooling not in ("last", "mean", "max", "maxmean", "centre"):
+            raise ValueError(f"unknown pooling {cfg.pooling!r}; expected last, mean, max, maxmean or centre")
         self.rnn = rnn_cls(in_dim, cfg.hidden_size, num_layers=cfg.layers, batch_first=True,
                            bidirectional=cfg.bidirectional)
         self.pooling = cfg.pooling
@@ -128,6 +129,8 @@ class Recurrent(SequenceModel):
             feats = out.mean(1)
         elif self.pooling == "max":
             feats = out.amax(1)
+        elif self.pooling == "centre":
+            feats = out[:, out.shape[1] // 2]
         else:
             feats = torch.cat([out.amax(1), out.mean(1)], 1)
         return self.drop(feats)
