@@ -41,7 +41,7 @@ def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 2048,
+def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int | None = None,
         device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """Saturation mutagenesis: (N, 4, L) output change for every single-base substitution (3 per
     position; N positions are not mutated), computed as batches of mutants; zero at the reference base."""
@@ -49,6 +49,9 @@ def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 2
 
     X = _codes(X)
     n, length = X.shape
+    # small batches are fastest on a CPU (activations stay in cache: ~3,000 mutants/s for a 185 k-parameter
+    # CNN at 300 bp on 2 cores, 2.5x batches of 2,048); large ones on a GPU
+    batch_size = batch_size or (128 if torch.device(device).type == "cpu" else 4096)
     out = np.zeros((n, 4, length), dtype=np.float32)
     # every substitution of a base (N positions, padding included, are left alone)
     seq, base, pos = np.nonzero((np.arange(4)[None, :, None] != X[:, None, :]) & (X[:, None, :] < 4))

@@ -411,7 +411,8 @@ def attributions_cmd(
     origin: Annotated[int, typer.Option(help="metaplot position 0 (e.g. the TSS)")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="only the first N records")] = None,
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
-    batch_size: Annotated[int, typer.Option(help="batch size (mutants per batch for ism)")] = 1024,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size (mutants per batch for ism) [default: "
+                                                           "128 for ism on a CPU, else 256]")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """Attribute a run's output to the bases of each input record; save the arrays, logos and a metaplot."""
@@ -425,9 +426,10 @@ def attributions_cmd(
     X, ids = model.records(input_path, iupac=iupac)  # type: ignore[arg-type]
     if limit is not None:
         X, ids = X[:limit], ids[:limit]
-    kwargs = {"progress": True} if method == "ism" else {}
-    attr = attribute(explained_model(model.run), X, method, target=target, batch_size=batch_size,
-                     device=model.device, **kwargs)
+    kwargs: dict[str, object] = {"progress": True} if method == "ism" else {}
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    attr = attribute(explained_model(model.run), X, method, target=target, device=model.device, **kwargs)
     scores = position_scores(attr, X, method)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
