@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale bench-context promoter-data clean
+.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench-dream-scale: $(STAMP)
 
 bench-context: $(STAMP)
 	$(PY) benchmarks/context.py
+
+bench-attributions: $(STAMP)
+	$(PY) benchmarks/attributions.py
+
+bench-variants: $(STAMP)
+	$(PY) benchmarks/variants.py
 
 clean:
 	rm -rf demo_out runs .pytest_cache
