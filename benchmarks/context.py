@@ -145,6 +145,11 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
             curve = r["learning_curve"]
             ax.plot([c["positions"] for c in curve], [c["valid_accuracy"] for c in curve], "o-",
                     label=f"{r['model']} flank {r['flank']}")
+    for r in records:  # the counting models, which see every training position once, as references
+        if r["model"].startswith("kmer") and r["flank"] >= 5:
+            ax.axhline(r["valid_accuracy"], ls="--", lw=0.8, color="grey")
+            ax.annotate(f"{r['model']} k={r['flank']}", (0.01, r["valid_accuracy"]), xycoords=("axes fraction", "data"),
+                        fontsize=7, va="bottom", color="grey")
     ax.set(xscale="log", xlabel="training positions seen", ylabel="validation accuracy (chrX 50-60 Mb)",
            title="Learning curves on 2 CPU cores")
     if ax.lines:
