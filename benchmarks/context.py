@@ -118,10 +118,9 @@ def main() -> None:
 
 def plot(records: list[dict[str, Any]]) -> list[str]:
     """Accuracy vs flank (test, repeat and non-repeat) and the neural models' learning curves."""
-    import matplotlib
+    from helixlab.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     for ax, key, title in zip(axes, ("accuracy", "accuracy_nonrepeat", "accuracy_repeat"),
@@ -137,8 +136,7 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "context_flank.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, RESULTS / "context_flank.png")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in records:
         if len(r["learning_curve"]) > 1:
@@ -155,8 +153,7 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
     if ax.lines:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "context_curves.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, RESULTS / "context_curves.png")
     return ["![accuracy vs flank](context_flank.png)", "", "![learning curves](context_curves.png)", ""]
 
 

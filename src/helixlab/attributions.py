@@ -224,13 +224,11 @@ def write_logos(scores: np.ndarray, X: np.ndarray, ids: list[str], rows: list[in
                 title: str) -> list[Path]:
     """One sequence logo (logomaker) per chosen row: each observed base drawn with its score as height."""
     import logomaker
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from helixlab.io import atomic_path
+    from helixlab.report import pyplot, save_figure
+
+    plt = pyplot()
 
     paths = []
     for r in rows:
@@ -247,10 +245,7 @@ def write_logos(scores: np.ndarray, X: np.ndarray, ids: list[str], rows: list[in
         fig.tight_layout()
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ids[r])[:60]
         path = out_stem.with_name(f"{out_stem.name}_logo_{r}_{safe}.png")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, path))
     return paths
 
 
@@ -258,13 +253,9 @@ def plot_metaplot(scores: np.ndarray, path: Path, title: str, *, origin: int = 0
                   marks: dict[str, int] | None = None) -> Path:
     """Mean score and mean |score| per position over all records; x relative to `origin` (e.g. the
     TSS); `marks` labels positions (relative coordinates) with dashed lines."""
-    import matplotlib
+    from helixlab.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from helixlab.io import atomic_path
-
+    plt = pyplot()
     x = np.arange(scores.shape[1]) - origin
     fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     axes[0].plot(x, scores.mean(0), lw=1)
@@ -277,7 +268,4 @@ def plot_metaplot(scores: np.ndarray, path: Path, title: str, *, origin: int = 0
             ax.axvline(pos, ls="--", color="grey", lw=0.8)
         axes[0].text(pos, axes[0].get_ylim()[1], f" {label}", va="top", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

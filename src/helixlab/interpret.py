@@ -96,10 +96,9 @@ def ablate_flanks(run: LoadedRun, x: np.ndarray, y: np.ndarray, *, width: int = 
 
 def write_ablation(result: dict[str, Any], out_dir: Path, title: str) -> list[Path]:
     """ablate_flanks_<mode>.json / .md / .png in out_dir (each written whole or not at all)."""
-    import matplotlib
+    from helixlab.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"ablate_flanks_{result['mode']}"
@@ -119,9 +118,7 @@ def write_ablation(result: dict[str, Any], out_dir: Path, title: str) -> list[Pa
            title=f"Flank ablation ({result['mode']}, {result['width']}-base bands)")
     ax.legend(title="flank")
     fig.tight_layout()
-    with atomic_path(stem.with_suffix(".png")) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, stem.with_suffix(".png"))
     with atomic_path(stem.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
     with atomic_path(stem.with_suffix(".md")) as tmp:

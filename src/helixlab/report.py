@@ -12,7 +12,8 @@ from helixlab.metrics import pr_curve, roc_curve
 from helixlab.tasks import Task
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,10 +22,20 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a figure as PNG (whole or not at all) and close it."""
+    from helixlab.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    pyplot().close(fig)
+    return path
+
+
 def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path,
                          trace: list[dict[str, Any]] | None = None) -> None:
     """Loss (training loss along the epochs from `trace` if given, else per epoch) and the monitor."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     if trace:
@@ -40,12 +51,11 @@ def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path
         axes[1].plot(epochs, [r[key] for r in history], "o-", color="C1")
     axes[1].set(xlabel="epoch", ylabel=monitor, title=f"Validation {monitor}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_roc_pr(scores: np.ndarray, labels: np.ndarray, title: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fpr, tpr = roc_curve(scores, labels)
     recall, precision = pr_curve(scores, labels)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -56,12 +66,11 @@ def plot_roc_pr(scores: np.ndarray, labels: np.ndarray, title: str, path: Path) 
     axes[1].axhline(float(np.mean(labels > 0.5)), ls="--", color="grey")
     axes[1].set(xlabel="recall", ylabel="precision", title=f"Precision-recall ({title})", ylim=(0, 1.02))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_scatter(pred: np.ndarray, truth: np.ndarray, title: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     if len(pred) > 20000:
         pick = np.random.default_rng(0).choice(len(pred), 20000, replace=False)
@@ -71,13 +80,12 @@ def plot_scatter(pred: np.ndarray, truth: np.ndarray, title: str, path: Path) ->
     ax.plot([lo, hi], [lo, hi], "--", color="grey")
     ax.set(xlabel="measured", ylabel="predicted", title=f"Predicted vs measured ({title})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_confusion(acc: Any, title: str, path: Path) -> None:
     """Row-normalised confusion matrices of a context run: all, repeat and non-repeat positions."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, group in zip(axes, acc.GROUPS):
         c = acc.confusion[group].astype(np.float64)
@@ -90,8 +98,7 @@ def plot_confusion(acc: Any, title: str, path: Path) -> None:
         ax.set(xticks=range(len(c)), yticks=range(len(c)), xticklabels=acc.names, yticklabels=acc.names,
                xlabel="predicted", ylabel="true", title=f"{group} ({int(c.sum()):,} positions, {title})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def format_metric(value: float) -> str:

@@ -168,10 +168,9 @@ def write_summary(out: Path, recipe: Path | None, overrides: list[str]) -> None:
 
 
 def _plot(records: list[dict[str, Any]], keys: list[str], monitor: str, path: Path) -> None:
-    import matplotlib
+    from helixlab.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -193,6 +192,4 @@ def _plot(records: list[dict[str, Any]], keys: list[str], monitor: str, path: Pa
         ax.set(xlabel=key, ylabel=f"valid {monitor}")
     fig.suptitle("Search: each trial's validation metric")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
