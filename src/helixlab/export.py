@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from helixlab.errors import HelixError
-from helixlab.predict import output_names
+from helixlab.models.base import call_model
+from helixlab.predict import output_names, predict
 from helixlab.runs import LoadedRun
 
 FORMATS = ("onnx",)
@@ -32,9 +33,7 @@ class _Serving(nn.Module):
         self.model = model
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        if getattr(self.model, "takes_strand", False):
-            return self.model(codes, torch.zeros(codes.shape[0], dtype=torch.bool)).float()
-        return self.model(codes).float()
+        return call_model(self.model, codes, torch.zeros(codes.shape[0], dtype=torch.bool)).float()
 
 
 def activation(run: LoadedRun) -> str:
@@ -99,8 +98,6 @@ def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | No
         except Exception as exc:  # an operator the exporter cannot express: say which model, keep nothing
             raise HelixError(f"cannot export model {run.config.model.name!r} to ONNX: {exc}",
                              path=str(run.run_dir)) from None
-        from helixlab.predict import predict
-
         check = np.random.default_rng(0).integers(0, 5, (64, example_length)).astype(np.uint8)
         diff = float(np.abs(onnx_outputs(tmp, check) - predict(run.model, check, amp=False).numpy()).max())
         if not diff <= tolerance:
