@@ -19,7 +19,7 @@ import numpy as np
 from helixlab import alphabet
 from helixlab.errors import HelixError
 from helixlab.io import Chunk, read_records
-from helixlab.predict import embed, encode_records, output_names, predict
+from helixlab.predict import check_predictable, embed, encode_records, output_names, predict
 from helixlab.runs import LoadedRun, load_run
 
 Inputs = str | os.PathLike[str] | np.ndarray | Sequence[str] | Sequence[np.ndarray]
@@ -83,11 +83,7 @@ class Model:
         """`predict` on the model's own input matrix (from `inputs`/`records`); amp=False keeps float32 on
         a GPU (small differences, e.g. variant effects)."""
         rc = self.run.config.train.rc_average if rc_average is None else rc_average
-        if self.run.task.kind == "mlm":
-            raise HelixError("a pretraining run has no prediction head: fine-tune it first", path=str(self.run.run_dir))
-        if rc and self.run.task.kind == "context":
-            raise HelixError("rc_average is not available for a context run (the strands predict complementary "
-                             "bases)", path=str(self.run.run_dir))
+        check_predictable(self.run, rc)
         out = predict(self.run.model, x, batch_size=batch_size, device=self.device, rc_average=rc, amp=amp)
         return self.run.task.activate(out).numpy()
 

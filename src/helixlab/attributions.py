@@ -28,7 +28,7 @@ from torch import nn
 
 from helixlab.alphabet import BASES, N_CODE, one_hot
 from helixlab.errors import HelixError
-from helixlab.predict import inference
+from helixlab.predict import check_predictable, inference
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -94,9 +94,7 @@ class _Prediction(nn.Module):
 
 def explained_model(run: Any) -> nn.Module:
     """What to attribute for a loaded run: its model, or for binned regression its predicted value."""
-    if run.task.kind == "mlm":
-        raise HelixError("a pretraining run has no prediction head to explain: fine-tune it first",
-                         path=str(run.run_dir))
+    check_predictable(run)
     if run.task.kind == "regression" and run.task.cfg.bins:
         return _Prediction(run.model, run.task)
     return run.model

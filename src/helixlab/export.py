@@ -19,7 +19,7 @@ from torch import nn
 
 from helixlab.errors import HelixError
 from helixlab.models.base import call_model
-from helixlab.predict import output_names, predict
+from helixlab.predict import check_predictable, output_names, predict
 from helixlab.runs import LoadedRun
 
 FORMATS = ("onnx",)
@@ -77,8 +77,7 @@ def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | No
     import tempfile
 
     out = Path(out)
-    if run.task.kind == "mlm":
-        raise HelixError("a pretraining run has no prediction head to export", path=str(run.run_dir))
+    check_predictable(run)
     if getattr(getattr(run.model, "tokenizer", None), "kind", None) == "subword":
         raise HelixError("subword (BPE/WordPiece) tokenization runs outside torch and cannot be traced into ONNX; "
                          "export a model with nucleotide, k-mer or window tokens", path=str(run.run_dir))

@@ -60,6 +60,17 @@ def embed(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: i
         return torch.cat(outs) if outs else torch.empty(0)
 
 
+def check_predictable(run: LoadedRun, rc_average: bool = False) -> None:
+    """Refuse what a run cannot predict: a pretraining run has no head; a context run cannot average
+    strands (the two strands predict complementary bases)."""
+    if run.task.kind == "mlm":
+        raise HelixError("a pretraining run has no prediction head: fine-tune it first with "
+                         "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
+    if rc_average and run.task.kind == "context":
+        raise HelixError("strand averaging (rc_average) is not available for a context run (the strands predict "
+                         "complementary bases)", path=str(run.run_dir), record="rc_average")
+
+
 def encode_records(run: LoadedRun, chunk: Chunk, path: str, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
     """A chunk of records -> the (N, L) uint8 matrix the run's model reads (the one path from text to
     model input, for the CLI and the Python API)."""
@@ -140,12 +151,7 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
     (transformer runs), one layer's attention weights of every record go to that .npz file too
     (kept in memory until the end: about heads x T^2 x 2 bytes per record).
     """
-    if run.task.kind == "mlm":
-        raise HelixError("a pretraining run has no prediction head: fine-tune it first with "
-                         "`helixlab train RECIPE --init-from RUN_DIR`", path=str(run.run_dir))
-    if rc_average and run.task.kind == "context":
-        raise HelixError("--rc-average is not available for a context run (the strands predict complementary "
-                         "bases)", path=str(run.run_dir), record="--rc-average")
+    check_predictable(run, rc_average)
     n = 0
     path = str(input_path)
     writer_att = AttentionWriter(run, attentions, attention_layer, device) if attentions else None
