@@ -235,13 +235,9 @@ def evaluate(
         if samples is not None and samples < 1:
             raise HelixError(f"--samples must be at least 1, got {samples}", record="--samples")
         if d.window or d.flank:  # a genome: windows drawn like the run's test split, or from --region
-            from helixlab.engine import genome_split
-            from helixlab.shards import Shard, prepare
+            from helixlab.engine import genome_split, open_genome
 
-            if not data.is_dir():
-                prepare([str(data)], Path(tmp) / "genome", length="variable", iupac="n", keep_mask=bool(d.flank),
-                        unique_ids=False)
-            genome = Shard.open(data if data.is_dir() else Path(tmp) / "genome")
+            genome = open_genome([str(data)], Path(tmp) / "genome", d, progress=True)
             windows = genome_split(run.config, genome, "test", regions=region, samples=samples, source=str(data))
             metrics, _ = evaluate_shard(run.model, windows, run.task, batch_size=batch_size, device=dev,
                                         progress=True)

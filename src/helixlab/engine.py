@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from helixlab import checkpoint as ckpt
 from helixlab import runs
-from helixlab.config import DEFAULT_SAMPLES, RunConfig, expand_path
+from helixlab.config import DEFAULT_SAMPLES, DataConfig, RunConfig, expand_path
 from helixlab.data import (RowSubset, batches_per_epoch, dist_info, eval_batches, holdout_rows, load_batch, open_data,
                            per_bin_rows, rc_augment, train_batches)
 from helixlab.errors import HelixError
@@ -153,10 +153,7 @@ def open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: b
                 raise HelixError(f"data.{split} is the training file: give data.regions for train and {split} "
                                  "so their windows come from different parts of it", record="data.regions")
             cache = run_dir / "data" / "train"  # the same file is prepared once
-        if not (len(files) == 1 and Path(files[0]).is_dir()) and not (cache / "meta.json").exists():
-            prepare(files, cache, fmt=d.format, length="variable", iupac="n", unique_ids=False,
-                    overwrite=cache.exists(), progress=progress and rank == 0, keep_mask=bool(d.flank))
-        shard = Shard.open(files[0] if Path(files[0]).is_dir() else cache)
+        shard = open_genome(files, cache, d, progress=progress and rank == 0)
         return genome_split(cfg, shard, split, source=_source(cfg, split))
     options = SeqOptions.from_config(d)
     if split != "train":  # row filters shape the training set; valid and test are scored whole
@@ -177,6 +174,17 @@ def open_split(cfg: RunConfig, run_dir: Path, split: str, rank: int, progress: b
         rows = rows[per_bin_rows(shard.labels[rows, 0], d.per_bin, d.bins, seed=cfg.train.seed)]
         note.update(per_bin=d.per_bin, bins=d.bins)
     return RowSubset(shard, rows, note)
+
+
+def open_genome(files: list[str], cache: Path, d: DataConfig, *, progress: bool = False) -> Shard:
+    """A genome as a prepared shard: a prepared directory as it is, else the files prepared once into
+    `cache` (all bases in one array, IUPAC codes as N, soft-mask bits kept for the context task)."""
+    if len(files) == 1 and Path(files[0]).is_dir():
+        return Shard.open(files[0])
+    if not (cache / "meta.json").exists():
+        prepare(files, cache, fmt=d.format, length="variable", iupac="n", unique_ids=False,
+                overwrite=cache.exists(), progress=progress, keep_mask=bool(d.flank))
+    return Shard.open(cache)
 
 
 def genome_split(cfg: RunConfig, shard: Shard, split: str, *, regions: list[str] | None = None,
