@@ -264,11 +264,12 @@ def check_config(cfg: RunConfig, source: str) -> None:
         raise HelixError("the context task (task.kind = 'context') and data.flank go together", path=source,
                          record="data.flank" if d.flank else "task.kind")
     if cfg.task.kind == "context":
-        from helixlab.tasks import TARGETS
+        from helixlab.tasks import context_target
 
-        if cfg.task.target not in TARGETS:
-            raise HelixError(f"task.target must be one of {', '.join(TARGETS)}, got {cfg.task.target!r}",
-                             path=source, record="task.target")
+        try:
+            context_target(cfg.task.target)
+        except HelixError as exc:
+            raise HelixError(exc.message, path=source, record=exc.record) from None
         if t.rc_average:
             raise HelixError("train.rc_average is not available for the context task (the strands predict "
                              "complementary bases); train.rc_augment is", path=source, record="train.rc_average")

@@ -197,6 +197,13 @@ TARGETS: dict[str, tuple[np.ndarray, list[str]]] = {
 }
 
 
+def context_target(name: str) -> tuple[np.ndarray, list[str]]:
+    """(class of each base code, class names) of a context target; an error for an unknown one."""
+    if name not in TARGETS:
+        raise HelixError(f"task.target must be one of {', '.join(TARGETS)}, got {name!r}", record="task.target")
+    return TARGETS[name]
+
+
 class ContextTask(MulticlassTask):
     """The centre base of genome windows from its flanks (S5): labels are the centre base code and
     its repeat bit (`CentreWindows`); the target groups the bases per `cfg.target`."""
@@ -207,10 +214,7 @@ class ContextTask(MulticlassTask):
 
     def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
         super().__init__(cfg, n_labels)
-        if cfg.target not in TARGETS:
-            raise HelixError(f"unknown context target {cfg.target!r}; expected one of {sorted(TARGETS)}",
-                             record="task.target")
-        self.classes, self.class_names = TARGETS[cfg.target]
+        self.classes, self.class_names = context_target(cfg.target)
 
     @property
     def n_outputs(self) -> int:
