@@ -89,11 +89,11 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     if not (base.data.valid or base.data.holdout):
         raise HelixError("a search ranks trials on the validation split: the recipe needs data.valid or "
                          "data.holdout", path=str(recipe), record="data.valid")
-    for params in todo:
-        load_config(recipe, [*overrides, *_overrides(params)])  # every trial's config is valid, up front
+    # every trial's config is read (and so checked) before anything is trained
+    configs = [load_config(recipe, [*overrides, *_overrides(params)]) for params in todo]
     out.mkdir(parents=True, exist_ok=True)
-    _check_base(out, base.to_dict(), overrides)
-    for n, params in enumerate(todo, 1):
+    _check_base(out, base.to_dict())
+    for n, (params, cfg) in enumerate(zip(todo, configs), 1):
         tid = trial_id(params)
         if tid in {r["trial"] for r in load_records(out)}:
             continue
@@ -102,7 +102,7 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
         if rd.exists() and not resume:
             shutil.rmtree(rd)  # killed before it wrote anything worth keeping
         print(f"== trial {n}/{len(todo)} {tid}: " + " ".join(_overrides(params)), flush=True)
-        res = fit(load_config(recipe, [*overrides, *_overrides(params)]), rd, resume=resume)
+        res = fit(cfg, rd, resume=resume)
         record = {"trial": tid, "params": params, "monitor": res["monitor"],
                   "valid": res["splits"]["valid"][res["monitor"]], "test": res["splits"].get("test"),
                   "model_params": res["params"], "epochs": res["epochs"], "train_seconds": res["train_seconds"]}
@@ -115,7 +115,7 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     return records
 
 
-def _check_base(out: Path, base: dict[str, Any], overrides: list[str]) -> None:
+def _check_base(out: Path, base: dict[str, Any]) -> None:
     """A search directory belongs to one base configuration (recipe + --set): re-running it with another
     would mix trials of different settings, so it is refused."""
     path = out / BASE
