@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants promoter-data clean
+BENCHES := bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants
+
+.PHONY: install demo test $(BENCHES) promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,26 +33,9 @@ data/prom_300_all_train.csv: $(STAMP)
 	$(VENV)/bin/helixlab negatives $(HELIXLAB_DATA)/promoter_gue_human/prom_300_all/train_positives_reconstructed.csv.gz \
 		-o $@ --mode random --include-positives --seed 0
 
-bench-promoter: $(STAMP)
-	$(PY) benchmarks/promoter.py
-
-bench-transformer: $(STAMP)
-	$(PY) benchmarks/transformer.py
-
-bench-dream: $(STAMP)
-	$(PY) benchmarks/dream.py
-
-bench-dream-scale: $(STAMP)
-	$(PY) benchmarks/dream_scale.py
-
-bench-context: $(STAMP)
-	$(PY) benchmarks/context.py
-
-bench-attributions: $(STAMP)
-	$(PY) benchmarks/attributions.py
-
-bench-variants: $(STAMP)
-	$(PY) benchmarks/variants.py
+# bench-NAME runs benchmarks/NAME.py (a dash in NAME is an underscore in the file name)
+$(BENCHES): bench-%: $(STAMP)
+	$(PY) benchmarks/$(subst -,_,$*).py
 
 clean:
 	rm -rf demo_out runs .pytest_cache
