@@ -51,7 +51,7 @@ RUNS: dict[str, tuple[str, str, int, list[str]]] = {
     "cnn_f200": ("cnn", "configs/context_cnn.toml", 200, ["data.flank=200", "data.samples.train=100000",
                                                           "train.epochs=5"]),
     "mlp_f200": ("mlp", "configs/context_mlp.toml", 200, ["data.flank=200", "train.epochs=5"]),
-    "fused_cnn_f50": ("fused cnn + kmer_k5", "configs/context_fused.toml", 50, []),
+    "fused_cnn_f50": ("fused cnn + kmer_count k=6 backoff", "configs/context_fused.toml", 50, []),
     "transformer_f50": ("transformer", "configs/context_transformer.toml", 50, []),
 }
 DEFAULT = [name for name in RUNS if name != "transformer_f50"]
@@ -104,7 +104,7 @@ def main() -> None:
             overrides = [f'data.{s}="{prepared}"' for s in ("train", "valid", "test")]
             overrides += [f"train.seed={seed}", "train.progress=false", *extra]
             if name.startswith("fused"):
-                overrides.append(f'model.params.kmer_run="{WORK / "runs" / "kmer_k5" / "seed0"}"')
+                overrides.append(f'model.params.kmer_run="{WORK / "runs" / "kmer_k6_backoff" / "seed0"}"')
             resume = (run_dir / "config.json").exists()
             print(f"== {name} seed {seed} ({'resume' if resume else 'start'})", flush=True)
             res = fit(load_config(ROOT / recipe, overrides), run_dir, resume=resume)
