@@ -20,12 +20,16 @@ from helixlab.models.kmer import KmerCount, KmerCountConfig
 class FusedConfig:
     """net / net_params: the network (any model name and its parameters); kmer_run: a finished
     kmer_count run of the same task. Its counts are read when the run starts and kept in this run's
-    weights (frozen); `kmer` records the counting model's parameters (set by the run)."""
+    weights (frozen); `kmer` records the counting model's parameters (set by the run).
+    leave_one_out: the network trains on positions the k-mer run counted (the same genome and training
+    regions), so in training each window's own count is taken out of its k-mer input; otherwise the
+    network learns to trust counts that have seen the answer. Set false when it trains elsewhere."""
 
     net: str = "cnn"
     net_params: dict[str, Any] = field(default_factory=dict)
     kmer_run: str = ""
     kmer: dict[str, Any] = field(default_factory=dict)
+    leave_one_out: bool = True
 
 
 COUNTS_FILE = "kmer_counts.safetensors"
@@ -73,6 +77,7 @@ class Fused(SequenceModel):
 
         if cfg.net == "fused":
             raise ValueError("the network of a fused model cannot itself be fused")
+        self.leave_one_out = cfg.leave_one_out
         self.net = build_model(cfg.net, cfg.net_params, seq_len, n_outputs, run_dir=run_dir)
         if self.net.takes_strand:
             raise ValueError(f"the network {cfg.net!r} reads a strand channel; fuse a model without one")
@@ -99,3 +104,11 @@ class Fused(SequenceModel):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.net.head(self.net.features(x)), self.kmer.features(x)], 1)
+
+    def forward(self, x: torch.Tensor, held_out: torch.Tensor | None = None) -> torch.Tensor:
+        """held_out (training, with leave_one_out): each window's class, whose own count the k-mer
+        input leaves out (-1: none, e.g. a reverse-complemented window, which was not counted)."""
+        if held_out is None:
+            return self.head(self.features(x))
+        kmer = self.kmer.held_out_log_probs(x, held_out)
+        return self.head(torch.cat([self.net.head(self.net.features(x)), kmer], 1))

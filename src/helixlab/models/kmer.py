@@ -86,6 +86,8 @@ class KmerCount(SequenceModel):
         self.head = nn.Identity()
         self._table: torch.Tensor | None = None
         self._table_key: tuple[object, ...] | None = None
+        self._orders: list[torch.Tensor] = []
+        self._prior = torch.empty(0)
 
     def fit_counts(self, windows: object, task: object, progress: bool = False) -> int:
         """Count every position of the training windows' regions; returns how many were counted."""
@@ -97,33 +99,69 @@ class KmerCount(SequenceModel):
         self._table = None
         return int(counts.sum())
 
-    def log_probs(self) -> torch.Tensor:
-        """(4^(2k) + 1, K) log-probabilities per context id; the last row (contexts with N) the class prior.
-        Computed once from the counts and cached until they change (e.g. weights loaded)."""
+    def _tables(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The counts per order (back-off: j = 1..k nearest bases each side; pseudocount: k only) as
+        (4^(2j), K), and the class prior; with the log-probability table, computed once from the counts
+        and cached until they change (weights loaded)."""
         key = (self.counts._version, self.counts.data_ptr(), self.counts.device)
         if self._table is None or key != self._table_key:
             with torch.no_grad():
                 n = self.counts.detach().float()  # float32 throughout: k = 6 stays near 1 GB
                 K, a = n.shape[-1], self.cfg.pseudocount
                 prior = (n.sum((0, 1), dtype=torch.float64) + a) / (float(n.sum(dtype=torch.float64)) + K * a)
-                prior = prior.float()
-                if self.cfg.smoothing == "pseudocount":
-                    p = (n + a).div_(n.sum(-1, keepdim=True).add_(K * a))
-                else:
-                    p = prior.view(1, 1, K)
-                    for j in range(1, self.k + 1):  # order-j contexts: sum out the farther bases of each side
-                        far = 4 ** (self.k - j)
-                        nj = n.view(far, 4**j, 4**j, far, K).sum((0, 3)) if j < self.k else n
-                        prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1)
-                        p = (nj.view(4, 4 ** (j - 1), 4 ** (j - 1), 4, K) + a * K * prev).reshape(4**j, 4**j, K)
-                        p.div_(nj.sum(-1, keepdim=True).add_(a * K))
-                self._table = torch.cat([p.reshape(-1, K), prior.view(1, K)]).log_()
+                orders = [n] if self.cfg.smoothing == "pseudocount" else [  # sum out the farther bases each side
+                    n.view(4 ** (self.k - j), 4**j, 4**j, 4 ** (self.k - j), K).sum((0, 3)) if j < self.k else n
+                    for j in range(1, self.k + 1)]
+                self._orders = [o.reshape(-1, K) for o in orders]
+                self._prior = prior.float()
+                p = self._smooth(self._orders, self._prior.expand(1, K))
+                self._table = torch.cat([p, self._prior.view(1, K)]).log_()
                 self._table_key = key
+        return self._orders, self._prior
+
+    def _smooth(self, orders: list[torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
+        """Probabilities from counts: pseudocount, or back-off through the orders (each order's
+        contexts take the next lower order's prediction as their prior). `orders` are (M_j, K) counts
+        per row or per context id, broadcastable against `prior`."""
+        K, a = prior.shape[-1], self.cfg.pseudocount
+        if self.cfg.smoothing == "pseudocount":
+            return (orders[-1] + a) / (orders[-1].sum(-1, keepdim=True) + K * a)
+        p = prior
+        for j, nj in enumerate(orders, start=1):
+            if p.shape[0] > 1 and nj.shape[0] != p.shape[0]:  # whole tables: each (j-1)-context's prior
+                prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1).reshape(-1, K)
+            else:
+                prev = p
+            p = (nj + a * K * prev) / (nj.sum(-1, keepdim=True) + a * K)
+        return p
+
+    def log_probs(self) -> torch.Tensor:
+        """(4^(2k) + 1, K) log-probabilities per context id; the last row (contexts with N) the class prior."""
+        self._tables()
+        assert self._table is not None
         return self._table
 
+    def _ids(self, x: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The order-j context id of each window (j nearest bases each side of the centre), and
+        whether the context has an N (its id is then meaningless)."""
+        c = self.centre
+        ctx = torch.cat([x[:, c - j : c], x[:, c + 1 : c + 1 + j]], 1).long()
+        return ((ctx % 4) * self.powers[-2 * j :]).sum(1), (ctx > 3).any(1)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        c, k = self.centre, self.k
-        ctx = torch.cat([x[:, c - k : c], x[:, c + 1 : c + 1 + k]], 1).long()
-        ids = ((ctx % 4) * self.powers).sum(1)  # N (4) -> 0; such contexts are replaced below
-        ids = torch.where((ctx > 3).any(1), 4 ** (2 * k), ids)
-        return self.log_probs()[ids]
+        ids, has_n = self._ids(x, self.k)
+        return self.log_probs()[torch.where(has_n, 4 ** (2 * self.k), ids)]
+
+    def held_out_log_probs(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`features` of windows whose own centre was counted, with that one count taken out at every
+        order (leave-one-out): what the model predicts at a training position as if it had not seen it.
+        target: each window's class, or -1 for a window that was not counted (left as is). The prior
+        keeps the count (one in millions)."""
+        with torch.no_grad():
+            orders, prior = self._tables()
+            K = prior.shape[0]
+            own = torch.nn.functional.one_hot(target.clamp(min=0), K).float() * (target >= 0).unsqueeze(1)
+            first = 1 if self.cfg.smoothing == "backoff" else self.k
+            rows = [(o[self._ids(x, j)[0]] - own).clamp_(min=0) for j, o in zip(range(first, self.k + 1), orders)]
+            p = self._smooth(rows, prior.expand(1, K))
+            return torch.where(self._ids(x, self.k)[1].unsqueeze(1), prior, p).log()
