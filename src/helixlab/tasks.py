@@ -226,7 +226,7 @@ class ContextTask(MulticlassTask):
             y = np.array(y, copy=True)
             flipped = reverse.cpu().numpy()
             y[flipped, 0] = 3 - y[flipped, 0]
-        if net.training and getattr(getattr(net, "module", net), "leave_one_out", False):  # fused: see FusedConfig
+        if getattr(getattr(net, "module", net), "leave_one_out", False) and net.training:  # fused: see FusedConfig
             target = self.target(y).to(x.device)
             held = target if reverse is None else torch.where(reverse.to(target.device), -1, target)
             out = net(x, held_out=held)
