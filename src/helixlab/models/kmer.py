@@ -114,21 +114,21 @@ class KmerCount(SequenceModel):
                     for j in range(1, self.k + 1)]
                 self._orders = [o.reshape(-1, K) for o in orders]
                 self._prior = prior.float()
-                p = self._smooth(self._orders, self._prior.expand(1, K))
+                p = self._smooth(self._orders, self._prior.expand(1, K), tables=True)
                 self._table = torch.cat([p, self._prior.view(1, K)]).log_()
                 self._table_key = key
         return self._orders, self._prior
 
-    def _smooth(self, orders: list[torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
+    def _smooth(self, orders: list[torch.Tensor], prior: torch.Tensor, *, tables: bool) -> torch.Tensor:
         """Probabilities from counts: pseudocount, or back-off through the orders (each order's
-        contexts take the next lower order's prediction as their prior). `orders` are (M_j, K) counts
-        per row or per context id, broadcastable against `prior`."""
+        contexts take the next lower order's prediction as their prior). `orders`: whole tables
+        (4^(2j), K) per context id (tables=True), or the (B, K) counts of B windows' own contexts."""
         K, a = prior.shape[-1], self.cfg.pseudocount
         if self.cfg.smoothing == "pseudocount":
             return (orders[-1] + a) / (orders[-1].sum(-1, keepdim=True) + K * a)
         p = prior
         for j, nj in enumerate(orders, start=1):
-            if p.shape[0] > 1 and nj.shape[0] != p.shape[0]:  # whole tables: each (j-1)-context's prior
+            if tables and j > 1:  # each j-context's prior is its (j-1)-context's prediction
                 prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1).reshape(-1, K)
             else:
                 prev = p
@@ -163,5 +163,5 @@ class KmerCount(SequenceModel):
             own = torch.nn.functional.one_hot(target.clamp(min=0), K).float() * (target >= 0).unsqueeze(1)
             first = 1 if self.cfg.smoothing == "backoff" else self.k
             rows = [(o[self._ids(x, j)[0]] - own).clamp_(min=0) for j, o in zip(range(first, self.k + 1), orders)]
-            p = self._smooth(rows, prior.expand(1, K))
+            p = self._smooth(rows, prior.expand(1, K), tables=False)
             return torch.where(self._ids(x, self.k)[1].unsqueeze(1), prior, p).log()
