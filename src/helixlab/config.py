@@ -266,10 +266,7 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if cfg.task.kind == "context":
         from helixlab.tasks import context_target
 
-        try:
-            context_target(cfg.task.target)
-        except HelixError as exc:
-            raise HelixError(exc.message, path=source, record=exc.record) from None
+        context_target(cfg.task.target, source)
         if t.rc_average:
             raise HelixError("train.rc_average is not available for the context task (the strands predict "
                              "complementary bases); train.rc_augment is", path=source, record="train.rc_average")

@@ -197,10 +197,12 @@ TARGETS: dict[str, tuple[np.ndarray, list[str]]] = {
 }
 
 
-def context_target(name: str) -> tuple[np.ndarray, list[str]]:
-    """(class of each base code, class names) of a context target; an error for an unknown one."""
+def context_target(name: str, source: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """(class of each base code, class names) of a context target; an error (naming `source`, the
+    config file) for an unknown one."""
     if name not in TARGETS:
-        raise HelixError(f"task.target must be one of {', '.join(TARGETS)}, got {name!r}", record="task.target")
+        raise HelixError(f"task.target must be one of {', '.join(TARGETS)}, got {name!r}", path=source,
+                         record="task.target")
     return TARGETS[name]
 
 

@@ -102,13 +102,11 @@ class Fused(SequenceModel):
             self.head.weight[:, last.in_features :] = torch.eye(n_outputs)
             self.head.bias.zero_()
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.net.head(self.net.features(x)), self.kmer.features(x)], 1)
-
-    def forward(self, x: torch.Tensor, held_out: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, held_out: torch.Tensor | None = None) -> torch.Tensor:
         """held_out (training, with leave_one_out): each window's class, whose own count the k-mer
         input leaves out (-1: none, e.g. a reverse-complemented window, which was not counted)."""
-        if held_out is None:
-            return self.head(self.features(x))
-        kmer = self.kmer.held_out_log_probs(x, held_out)
-        return self.head(torch.cat([self.net.head(self.net.features(x)), kmer], 1))
+        kmer = self.kmer.features(x) if held_out is None else self.kmer.held_out_log_probs(x, held_out)
+        return torch.cat([self.net.head(self.net.features(x)), kmer], 1)
+
+    def forward(self, x: torch.Tensor, held_out: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, held_out))

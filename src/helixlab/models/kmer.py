@@ -125,14 +125,15 @@ class KmerCount(SequenceModel):
         (4^(2j), K) per context id (tables=True), or the (B, K) counts of B windows' own contexts."""
         K, a = prior.shape[-1], self.cfg.pseudocount
         if self.cfg.smoothing == "pseudocount":
-            return (orders[-1] + a) / (orders[-1].sum(-1, keepdim=True) + K * a)
+            return (orders[-1] + a).div_(orders[-1].sum(-1, keepdim=True).add_(K * a))
         p = prior
         for j, nj in enumerate(orders, start=1):
-            if tables and j > 1:  # each j-context's prior is its (j-1)-context's prediction
-                prev = p.view(1, 4 ** (j - 1), 4 ** (j - 1), 1, K).expand(4, -1, -1, 4, -1).reshape(-1, K)
+            if tables and j > 1:  # each j-context's prior is its (j-1)-context's prediction (broadcast, no copy)
+                m = 4 ** (j - 1)
+                q = (nj.view(4, m, m, 4, K) + a * K * p.view(1, m, m, 1, K)).view(-1, K)
             else:
-                prev = p
-            p = (nj + a * K * prev) / (nj.sum(-1, keepdim=True) + a * K)
+                q = nj + a * K * p
+            p = q.div_(nj.sum(-1, keepdim=True).add_(a * K))
         return p
 
     def log_probs(self) -> torch.Tensor:
@@ -162,6 +163,7 @@ class KmerCount(SequenceModel):
             K = prior.shape[0]
             own = torch.nn.functional.one_hot(target.clamp(min=0), K).float() * (target >= 0).unsqueeze(1)
             first = 1 if self.cfg.smoothing == "backoff" else self.k
-            rows = [(o[self._ids(x, j)[0]] - own).clamp_(min=0) for j, o in zip(range(first, self.k + 1), orders)]
+            ids = {j: self._ids(x, j) for j in range(first, self.k + 1)}
+            rows = [(o[ids[j][0]] - own).clamp_(min=0) for j, o in zip(ids, orders)]
             p = self._smooth(rows, prior.expand(1, K), tables=False)
-            return torch.where(self._ids(x, self.k)[1].unsqueeze(1), prior, p).log()
+            return torch.where(ids[self.k][1].unsqueeze(1), prior, p).log()
