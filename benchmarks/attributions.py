@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
-from helixlab.config import data_root, load_config  # noqa: E402
-from helixlab.runs import environment  # noqa: E402
+from helixlab.paths import data_root
+from helixlab.config import load_config  # noqa: E402
+from helixlab.run.records import environment  # noqa: E402
 
 RUN = ROOT / "benchmarks" / "work" / "runs" / "prom_300_all" / "cnn" / "seed0"
 WORK = ROOT / "benchmarks" / "work" / "attributions"
@@ -40,7 +41,7 @@ METHODS = ("ism", "deeplift", "deepliftshap", "gradient_x_input", "integrated_gr
 def model_run() -> Path:
     from promoter import RECIPES, prepared
 
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     if not (RUN / "results.json").exists():
         overrides = [f'data.{k}="{v}"' for k, v in prepared("prom_300_all").items()]
@@ -58,7 +59,7 @@ def promoters() -> list[str]:
 
 def main() -> None:
     import helixlab
-    from helixlab.attributions import attribute, position_scores
+    from helixlab.interpret.attributions import attribute, position_scores
 
     env = environment()
     model = helixlab.load(model_run(), device="cpu")
@@ -88,7 +89,7 @@ def write_summary() -> None:
     records = load_records(OUT_JSON)
     if not records:
         return
-    from helixlab.attributions import plot_metaplot
+    from helixlab.interpret.attributions import plot_metaplot
 
     lines = ["| method | sequences x bp | seconds | sequences/s | top 5 positions by mean abs(score), vs TSS |",
              "|---|---|---|---|---|"]

@@ -99,7 +99,7 @@ def fit_and_record(recipe: Path, overrides: list[str], run_dir: Path, out_json: 
 
     `fields`: the record's own keys (data set, model, seed, ...), put before the shared ones."""
     from helixlab.config import load_config
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     resume = (run_dir / "config.json").exists()
     print(f"== {label} ({'resume' if resume else 'start'})", flush=True)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
-from helixlab.config import data_root  # noqa: E402
-from helixlab.runs import environment  # noqa: E402
+from helixlab.paths import data_root  # noqa: E402
+from helixlab.run.records import environment  # noqa: E402
 
 GENOME = "genome_human_hg19_chrX_0-70Mb/hg19_chrX_0-69999930.softmasked.fa.gz"
 DATASET = "hg19_chrX_0-70Mb"
@@ -62,7 +62,7 @@ DEFAULT = [name for name in RUNS if name != "transformer_f50"]
 
 def genome() -> str:
     """The genome prepared once (bases, soft-mask bits, record index) and shared by every run."""
-    from helixlab.shards import prepare
+    from helixlab.data.shards import prepare
 
     out = WORK / "genome"
     if not (out / "meta.json").exists():
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = ap.parse_args()
     from helixlab.config import load_config
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     env = environment()
     prepared = genome()
@@ -121,7 +121,7 @@ def main() -> None:
 
 def plot(records: list[dict[str, Any]]) -> list[str]:
     """Accuracy vs flank (test, repeat and non-repeat) and the neural models' learning curves."""
-    from helixlab.report import pyplot, save_figure
+    from helixlab.run.report import pyplot, save_figure
 
     plt = pyplot()
 

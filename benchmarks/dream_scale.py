@@ -73,8 +73,8 @@ def synthetic_file(rows: int) -> Path:
 
 
 def measure_prepare(path: Path, options: dict[str, Any], out: Path) -> dict[str, Any]:
-    from helixlab.shards import Shard, prepare
-    from helixlab.transforms import SeqOptions
+    from helixlab.data.shards import Shard, prepare
+    from helixlab.seq.transforms import SeqOptions
 
     if out.exists():
         shutil.rmtree(out)
@@ -90,8 +90,8 @@ def measure_prepare(path: Path, options: dict[str, Any], out: Path) -> dict[str,
 
 
 def measure_loader(prepared: Path, batch_size: int = 1024, batches: int = 2000) -> dict[str, Any]:
-    from helixlab.data import load_batch, rc_augment, train_batches
-    from helixlab.shards import Shard
+    from helixlab.data.batches import load_batch, rc_augment, train_batches
+    from helixlab.data.shards import Shard
 
     shard = Shard.open(prepared)
     t0 = time.perf_counter()
@@ -127,7 +127,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.rows)
         return
-    from helixlab.runs import environment
+    from helixlab.run.records import environment
 
     env = environment()
     t0 = time.perf_counter()

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, averages, fit_and_record, load_records, run_script, summary_table, write_report  # noqa: E402
 
-from helixlab.config import data_root  # noqa: E402
-from helixlab.runs import environment  # noqa: E402
+from helixlab.paths import data_root  # noqa: E402
+from helixlab.run.records import environment  # noqa: E402
 
 RECIPES = {
     "cnn": "configs/s1_cnn.toml",
@@ -47,7 +47,7 @@ def data_paths(dataset: str) -> dict[str, str]:
     if dataset == "prom_300_all":
         train = WORK / "data" / "prom_300_all_train.csv"
         if not train.exists():
-            from helixlab.negatives import write_negatives
+            from helixlab.data.negatives import write_negatives
 
             train.parent.mkdir(parents=True, exist_ok=True)
             write_negatives(gue / "train_positives_reconstructed.csv.gz", train, seed=0, mode="random",
@@ -59,7 +59,7 @@ def data_paths(dataset: str) -> dict[str, str]:
 
 def prepared(dataset: str) -> dict[str, str]:
     """Prepare each split once and share it between runs."""
-    from helixlab.shards import prepare
+    from helixlab.data.shards import prepare
 
     out = {}
     for split, path in data_paths(dataset).items():

@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
-from helixlab.config import data_root, load_config  # noqa: E402
-from helixlab.runs import environment  # noqa: E402
+from helixlab.paths import data_root
+from helixlab.config import load_config  # noqa: E402
+from helixlab.run.records import environment  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "variants"
 RUNS = ROOT / "benchmarks" / "work" / "dream"  # benchmarks/dream.py's run directories
@@ -39,7 +40,7 @@ def model_run(model: str, seed: int) -> Path:
     """The DREAM benchmark's finished run, trained now if it is missing."""
     from dream import MODELS
 
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     rd = RUNS / model / f"seed{seed}"
     if not (rd / "results.json").exists():
@@ -53,7 +54,7 @@ def pair_sets() -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, n
     """{name: (idx_a, idx_b)}, sequences, expression and dev_split of the test set."""
     import pandas as pd
 
-    from helixlab.dream import TEST_FILE, DreamTest
+    from helixlab.apply.dream import TEST_FILE, DreamTest
 
     d = data_root() / "dream2022_yeast"
     table = pd.read_csv(d / TEST_FILE, sep="\t", usecols=["sequence", "expression", "dev_split"])
@@ -69,8 +70,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = ap.parse_args()
     import helixlab
-    from helixlab.metrics import pearson, spearman
-    from helixlab.variants import read_variants, score_variants
+    from helixlab.tasks.metrics import pearson, spearman
+    from helixlab.apply.variants import read_variants, score_variants
 
     env = environment()
     sets, seqs, expr, split = pair_sets()

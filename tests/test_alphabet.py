@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from helixlab import alphabet
-from helixlab.tokenizers import kmer_ids
+from helixlab.seq import alphabet
+from helixlab.seq.alphabet import kmer_ids
 
 
 def test_encode_decode_round_trip():

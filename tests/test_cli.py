@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-from helixlab import alphabet
+from helixlab.seq import alphabet
 from helixlab.cli import main
 from helixlab.demo import ELEMENTS, TSS, synthetic_promoters
 

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from helixlab import alphabet
+from helixlab.seq import alphabet
 from helixlab.cli import main
 from helixlab.config import config_from_dict, load_config, to_toml
 from helixlab.errors import HelixError
-from helixlab.genome import CentreWindows, clean, context_counts, n_runs, parse_regions
-from helixlab.metrics import ContextMetrics
+from helixlab.data.genome import CentreWindows, clean, context_counts, n_runs, parse_regions
+from helixlab.tasks.metrics import ContextMetrics
 from helixlab.models import build_model
-from helixlab.runs import load_run
-from helixlab.shards import Shard, prepare
+from helixlab.run.loaded import load_run
+from helixlab.data.shards import Shard, prepare
 from tests.conftest import kill_and_resume, tiny_config
 
 LENGTH = 60_000
@@ -234,7 +234,7 @@ def test_each_context_recipe_trains_its_network_on_a_genome(recipe, genome_dir, 
     20-base flanks: each learns the 2nd-order dependency well above chance (0.25)."""
     import tomllib
 
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     values = tomllib.loads((Path(__file__).resolve().parents[1] / "configs" / f"{recipe}.toml").read_text())
     small = context_config(genome_dir, flank=20, epochs=2, lr=2e-3)
@@ -244,7 +244,7 @@ def test_each_context_recipe_trains_its_network_on_a_genome(recipe, genome_dir, 
 
 
 def test_fused_network_reads_the_kmer_model_and_stands_alone(genome_dir, tmp_path):
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     fit(config_from_dict(context_config(genome_dir), "test"), tmp_path / "kmer")
     kmer_acc = json.loads((tmp_path / "kmer" / "results.json").read_text())["splits"]["test"]["accuracy"]
@@ -260,7 +260,7 @@ def test_fused_network_reads_the_kmer_model_and_stands_alone(genome_dir, tmp_pat
 
 
 def test_ablate_flanks_finds_the_bases_the_model_reads(genome_dir, tmp_path, capsys):
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     fit(config_from_dict(context_config(genome_dir, params={"k": 2}), "test"), tmp_path / "kmer")
     assert main(["interpret", "ablate-flanks", str(tmp_path / "kmer"), "--band", "2", "--samples", "1000",
@@ -294,7 +294,7 @@ def test_search_is_resumable_and_saves_the_best_recipe(genome_dir, tmp_path, mon
 
 
 def test_search_works_on_a_table_task(motif_data, tmp_path):
-    from helixlab.search import parse_grid, run_search
+    from helixlab.train.search import parse_grid, run_search
 
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(tiny_config(motif_data, epochs=1)))
@@ -313,7 +313,7 @@ def test_recipes_round_trip_through_toml(tmp_path):
 
 
 def test_context_errors_name_the_problem(genome_fa, tmp_path):
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     bad = context_config(genome_fa)
     bad["task"]["kind"] = "multiclass"
@@ -346,8 +346,8 @@ def test_sigkill_mid_epoch_of_a_context_run_then_resume(genome_dir, tmp_path):
 
 @pytest.mark.data
 def test_ecoli_genome_kmer_model(tmp_path):
-    from helixlab.config import data_root
-    from helixlab.engine import fit
+    from helixlab.paths import data_root
+    from helixlab.train import fit
 
     fasta = data_root() / "genome_ecoli_536" / "NC_008253.1_Ecoli_536.fna.gz"
     if not fasta.exists():

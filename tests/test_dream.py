@@ -12,19 +12,22 @@ import numpy as np
 import pytest
 import torch
 
-from helixlab import alphabet
-from helixlab.config import config_from_dict, data_root
-from helixlab.data import per_bin_rows, rc_augment
-from helixlab.dream import WEIGHTS, DreamTest, weighted
-from helixlab.engine import fit, model_outputs
+from helixlab.seq import alphabet
+from helixlab.config import config_from_dict
+from helixlab.paths import data_root
+from helixlab.data.splits import per_bin_rows
+from helixlab.data.batches import rc_augment
+from helixlab.apply.dream import WEIGHTS, DreamTest, weighted
+from helixlab.train import fit
+from helixlab.models.base import model_outputs
 from helixlab.errors import HelixError
-from helixlab.io import read_dream
-from helixlab.metrics import pearson
+from helixlab.data.formats import read_dream
+from helixlab.tasks.metrics import pearson
 from helixlab.models import build_model
-from helixlab.runs import load_run
-from helixlab.shards import Shard, prepare
+from helixlab.run.loaded import load_run
+from helixlab.data.shards import Shard, prepare
 from helixlab.tasks import TaskConfig, make_task
-from helixlab.transforms import PLASMID_CONTEXT, SeqOptions
+from helixlab.seq.transforms import PLASMID_CONTEXT, SeqOptions
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -230,9 +233,9 @@ def test_two_stage_training_one_command_and_resume(tmp_path, monkeypatch):
     assert recorded["train"]["init_from"].endswith("stage1/checkpoints/best.safetensors")
     assert recorded["train"]["lr"] == pytest.approx(5e-4) and recorded["stage2"]["lr"] == pytest.approx(5e-4)
 
-    import helixlab.engine as engine
+    import helixlab.train.loop as loop
 
-    real = engine._write_jsonl
+    real = loop.write_jsonl
     calls = {"n": 0}
 
     def crash_in_stage2(path, rows):  # die after stage 2's first epoch was checkpointed
@@ -241,10 +244,10 @@ def test_two_stage_training_one_command_and_resume(tmp_path, monkeypatch):
             calls["n"] += 1
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "_write_jsonl", crash_in_stage2)
+    monkeypatch.setattr(loop, "write_jsonl", crash_in_stage2)
     with pytest.raises(KeyboardInterrupt):
         fit(config_from_dict(cfg, "test"), tmp_path / "killed")
-    monkeypatch.setattr(engine, "_write_jsonl", real)
+    monkeypatch.setattr(loop, "write_jsonl", real)
     resumed = fit(None, tmp_path / "killed", resume=True)  # type: ignore[arg-type]
     assert calls["n"] == 1
     for key in ("pearson", "spearman", "mse"):

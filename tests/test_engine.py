@@ -12,7 +12,8 @@ import pytest
 
 from helixlab.cli import main
 from helixlab.config import config_from_dict
-from helixlab.engine import fit, lr_factor
+from helixlab.train import fit
+from helixlab.train.loop import lr_factor
 from tests.conftest import kill_and_resume, tiny_config
 
 METRIC_KEYS = ("loss", "accuracy", "mcc", "auroc")

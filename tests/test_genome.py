@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from helixlab.errors import HelixError
-from helixlab.genome import GenomeWindows, parse_regions
-from helixlab.shards import Shard, prepare
+from helixlab.data.genome import GenomeWindows, parse_regions
+from helixlab.data.shards import Shard, prepare
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_region_errors_name_the_problem(genome):
 
 def test_pretraining_refuses_valid_windows_from_the_training_bases(genome, tmp_path):
     from helixlab.config import config_from_dict
-    from helixlab.engine import fit
+    from helixlab.train import fit
 
     fasta = str(tmp_path / "g.fa.gz")
     values = {"data": {"train": fasta, "valid": fasta, "window": 50, "samples": {"train": 64, "valid": 16}},

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from helixlab.negatives import chunk_shuffle
-from helixlab.shards import Shard, prepare
+from helixlab.data.negatives import chunk_shuffle
+from helixlab.data.shards import Shard, prepare
 
 
 def test_gue_prom_core_all_dev_prepares_balanced(shared_data, tmp_path):

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from helixlab import alphabet
+from helixlab.seq import alphabet
 from helixlab.config import config_from_dict
-from helixlab.engine import fit
+from helixlab.train import fit
 from tests.conftest import write_csv
 
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import helixlab
-from helixlab import alphabet
-from helixlab.attributions import METHODS, attribute, position_scores
+from helixlab.seq import alphabet
+from helixlab.interpret.attributions import METHODS, attribute, position_scores
 from helixlab.cli import main
 from helixlab.config import config_from_dict
-from helixlab.engine import fit
+from helixlab.train import fit
 from helixlab.errors import HelixError
 from tests.conftest import MOTIF, tiny_config
 
@@ -59,7 +59,7 @@ def test_load_predicts_like_the_cli_on_strings_files_and_codes(motif_run, tmp_pa
     assert np.allclose(np.load(tmp_path / "e.npy"), vectors, atol=1e-5)
     assert np.allclose(model.predict(seqs[0]), from_strings[:1])  # one sequence as a string
     assert np.allclose(model.predict(codes[0]), from_strings[:1])  # one sequence as a 1-d array of codes
-    from helixlab.api import _looks_like_sequence
+    from helixlab.apply.api import _looks_like_sequence
 
     assert _looks_like_sequence("ACGT" * 100) and not _looks_like_sequence("data/x.fa")
     with pytest.raises(HelixError, match="length 39 differs"):
@@ -97,7 +97,7 @@ def test_attributions_of_a_randomised_model_differ(motif_run):
     cfg = model.run.config.model
     random_net = build_model(cfg.name, cfg.params, model.seq_len, model.run.info["n_outputs"])
     shuffled = position_scores(attribute(random_net, X, "gradient_x_input"), X, "gradient_x_input")
-    from helixlab.metrics import spearman
+    from helixlab.tasks.metrics import spearman
 
     rho = np.mean([spearman(np.abs(a), np.abs(b)) for a, b in zip(trained, shuffled)])
     assert rho < 0.3, rho
@@ -150,7 +150,7 @@ def test_score_variants_tables_and_errors(motif_run, tmp_path):
                  "-o", str(tmp_path / "o3.csv")]) == 0
     wrong = "ACGT".replace(seq[10].upper(), "")[0]
     (tmp_path / "bad.csv").write_text(f"sequence,position,ref,alt\n{seq},10,{seq[10]},T\n{seq},10,{wrong},T\n")
-    from helixlab.variants import read_variants, score_variants
+    from helixlab.apply.variants import read_variants, score_variants
 
     with pytest.raises(HelixError, match=r"bad.csv, line 3: ref .* does not match"):
         read_variants(tmp_path / "bad.csv")
@@ -171,9 +171,9 @@ def test_score_variants_tables_and_errors(motif_run, tmp_path):
     ("bert", {"tokenizer": "kmer", "k": 3, "size": "tiny", "max_tokens": 64}),
 ])
 def test_onnx_export_matches_torch(motif_run, tmp_path, name, params):
-    from helixlab.export import onnx_outputs
-    from helixlab.predict import predict
-    from helixlab.runs import load_run
+    from helixlab.apply.export import onnx_outputs
+    from helixlab.apply.predict import predict
+    from helixlab.run.loaded import load_run
 
     _, data = motif_run
     cfg = tiny_config(data, epochs=1)

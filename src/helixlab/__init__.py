@@ -15,6 +15,6 @@ __version__ = "0.1.0"
 def load(run_dir: Any, *, device: str = "auto", checkpoint: str = "best") -> Any:
     """A trained run as a `helixlab.api.Model` (predict, embed). Imported on first use so that
     `import helixlab` stays light."""
-    from helixlab.api import load as _load
+    from helixlab.apply.api import load as _load
 
     return _load(run_dir, device=device, checkpoint=checkpoint)

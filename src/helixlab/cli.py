@@ -1,4 +1,8 @@
-"""`helixlab` commands: each one a thin call into the library; heavy imports inside commands."""
+"""`helixlab` commands: each one a thin call into the library.
+
+The library is imported inside each command, not here: it imports torch (and a command may need
+transformers, captum or onnx), so `helixlab --help` and argument errors answer without loading them.
+These are the only function-level imports of helixlab modules besides `helixlab.load`."""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ from typing import Annotated, Optional
 import typer
 
 from helixlab.errors import HelixError
+from helixlab.paths import REPORT, write_json
 
 app = typer.Typer(help="helixlab: deep learning on DNA sequence.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
 
 def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
-    from helixlab.report import format_metric
+    from helixlab.run.report import format_metric
 
     keys = list(next(iter(rows.values())).keys())
     width = max(len(k) for k in keys)
@@ -47,9 +52,9 @@ def prepare(
                                                             "bases [default: N]")] = None,
 ) -> None:
     """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json."""
-    from helixlab.shards import Shard
-    from helixlab.shards import prepare as run_prepare
-    from helixlab.transforms import SeqOptions
+    from helixlab.data.shards import Shard
+    from helixlab.data.shards import prepare as run_prepare
+    from helixlab.seq.transforms import SeqOptions
 
     crop_range = None
     if crop is not None:
@@ -82,7 +87,7 @@ def negatives(
     include_positives: Annotated[bool, typer.Option(help="also write the positives (label 1)")] = False,
 ) -> None:
     """Make negatives from positives the GUE/DeePromoter way (12 of 20 chunks shuffled or randomised)."""
-    from helixlab.negatives import write_negatives
+    from helixlab.data.negatives import write_negatives
 
     n_in, n_out = write_negatives(positives, out, seed=seed, n_chunks=chunks, n_shuffled=shuffled, mode=mode,
                                   include_positives=include_positives)
@@ -101,7 +106,7 @@ def background(
     motif_fraction: Annotated[float, typer.Option(help="fraction of windows that carry the motif")] = 0.5,
 ) -> None:
     """Sample random genome windows (no N) as negatives, optionally with a motif at a fixed place."""
-    from helixlab.negatives import genome_background
+    from helixlab.data.negatives import genome_background
 
     try:
         first, last = (int(v) for v in motif_at.split("-"))
@@ -114,29 +119,13 @@ def background(
 
 def _run_training(config: Optional[Path], set_: Optional[list[str]], out: Optional[Path], resume: Optional[Path],
                   init_from: Optional[Path], *, pretrain: bool) -> None:
-    from helixlab.config import load_config
-    from helixlab.engine import fit
+    from helixlab.train.fit import fit_recipe
 
-    if resume is not None:
-        from helixlab.runs import read_config
-
-        cfg = read_config(resume)
-        run_dir = resume
-    else:
-        if config is None:
-            raise HelixError("give a CONFIG recipe, or --resume RUN_DIR")
-        cfg = load_config(config, set_ or [])
-        if pretrain and cfg.task.kind != "mlm":
-            cfg = load_config(config, ["task.kind=mlm", *(set_ or [])])
-        if not pretrain and cfg.task.kind == "mlm":
-            raise HelixError("this recipe is for masked-language-model pretraining: use `helixlab pretrain`",
-                             path=str(config))
-        run_dir = out or Path("runs") / config.stem
-    results = fit(cfg, run_dir, resume=resume is not None, init_from=str(init_from) if init_from else None)
+    results, run_dir = fit_recipe(config, set_ or [], out=out, resume=resume, init_from=init_from, pretrain=pretrain)
     if results.get("splits"):
         _print_metrics(results["splits"])
     if results:
-        typer.echo(f"report: {run_dir / 'report.md'}")
+        typer.echo(f"report: {run_dir / REPORT}")
 
 
 RecipeArg = Annotated[Optional[Path], typer.Argument(help="TOML recipe (not needed with --resume)")]
@@ -176,24 +165,10 @@ def dream_score(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """The official DREAM 2022 weighted Pearson and Spearman scores on the MAUDE test set, with every part."""
-    from helixlab.config import data_root
-    from helixlab.dream import DreamTest, format_score, predict_test, read_predictions
-    from helixlab.engine import resolve_device
-    from helixlab.runs import load_run, write_json
+    from helixlab.apply.dream import dream_score as score, format_score
+    from helixlab.models.base import resolve_device
 
-    if snv == "public" and rows == "private":
-        raise HelixError("--snv public pairs are all public-leaderboard pairs: none is left in the private score; "
-                         "use --snv hamming1 or --rows all", record="--snv")
-    d = data_dir or data_root() / "dream2022_yeast"
-    test = DreamTest.load(d, snv=snv)
-    if source.is_dir():
-        dev = resolve_device(device)
-        # the private score also counts pair members and subset rows that only other parts list as public
-        wanted = test.rows("all" if rows == "private" else rows)
-        pred = predict_test(load_run(source, device=str(dev)), d, wanted, device=str(dev))
-    else:
-        pred = read_predictions(source, len(test.expression))
-    result = test.score(pred, rows=rows)
+    result = score(source, data_dir, rows=rows, snv=snv, device=str(resolve_device(device)))
     typer.echo(format_score(result))
     if not result["complete"]:
         typer.echo(f"(partial: some parts have no scored members with rows={rows}; the score averages the others)")
@@ -221,44 +196,13 @@ def evaluate(
     """Score a trained run on labelled data: classification or regression metrics (the run's crop and
     padding are applied). For genome runs DATA is a genome (FASTA or prepared directory) and the
     positions are the run's fixed, seeded test sample of the given regions."""
-    import tempfile
+    from helixlab.apply.evaluate import evaluate_run
+    from helixlab.models.base import resolve_device
+    from helixlab.run.loaded import load_run
 
-    from helixlab.data import open_data
-    from helixlab.engine import evaluate_shard, resolve_device
-    from helixlab.transforms import SeqOptions
-    from helixlab.runs import load_run, write_json
-
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=str(dev))
-    with tempfile.TemporaryDirectory() as tmp:
-        d = run.config.data
-        if samples is not None and samples < 1:
-            raise HelixError(f"--samples must be at least 1, got {samples}", record="--samples")
-        if d.window or d.flank:  # a genome: windows drawn like the run's test split, or from --region
-            from helixlab.engine import genome_split, open_genome
-
-            genome = open_genome([str(data)], Path(tmp) / "genome", d, progress=True)
-            windows = genome_split(run.config, genome, "test", regions=region, samples=samples, source=str(data))
-            metrics, _ = evaluate_shard(run.model, windows, run.task, batch_size=batch_size, device=dev,
-                                        progress=True)
-            _print_metrics({data.name: metrics})
-            if out:
-                write_json(out, metrics)
-            return
-        if region or samples:
-            raise HelixError("--region and --samples are for runs on genome windows", record="--region")
-        shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
-                          iupac=d.iupac, require_labels=run.task.needs_labels, where=where,
-                          options=SeqOptions.from_config(d).transforms_only())
-        if run.task.needs_labels and shard.meta["labels"] != run.info["labels"]:
-            raise HelixError(f"labels {shard.meta['labels']} differ from the run's {run.info['labels']}",
-                             path=str(data))
-        run.task.check_labels(shard.meta, str(data))
-        if run.seq_len is not None and shard.length != run.seq_len:
-            raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))
-        metrics, _ = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=dev,
-                                    rc_average=run.config.train.rc_average if rc_average is None else rc_average,
-                                    progress=True)
+    dev = str(resolve_device(device))
+    metrics = evaluate_run(load_run(run_dir, device=dev), data, where=where, regions=region, samples=samples,
+                           rc_average=rc_average, batch_size=batch_size, device=dev)
     _print_metrics({data.name: metrics})
     if out:
         write_json(out, metrics)
@@ -279,9 +223,9 @@ def predict_cmd(
     attention_layer: Annotated[int, typer.Option(help="which layer's attention (-1 = last)")] = -1,
 ) -> None:
     """Predict every record of a FASTA or table with a trained run."""
-    from helixlab.engine import resolve_device
-    from helixlab.predict import predict_file
-    from helixlab.runs import load_run
+    from helixlab.models.base import resolve_device
+    from helixlab.apply.predict import predict_file
+    from helixlab.run.loaded import load_run
 
     dev = str(resolve_device(device))
     run = load_run(run_dir, device=dev)
@@ -301,18 +245,10 @@ def embed_cmd(
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n")] = "error",
 ) -> None:
     """Write the representation before the head (any model family) of every record, in input order."""
-    import numpy as np
+    from helixlab.apply.api import embed_file
 
-    from helixlab.api import load
-    from helixlab.io import atomic_path
-
-    model = load(run_dir, device=device)
-    vectors = model.embed(input_path, batch_size=batch_size, iupac=iupac)  # type: ignore[arg-type]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, vectors)
-    typer.echo(f"wrote {vectors.shape[0]:,} x {vectors.shape[1]} embeddings to {out}")
+    n, dim = embed_file(run_dir, input_path, out, batch_size=batch_size, iupac=iupac, device=device)  # type: ignore[arg-type]
+    typer.echo(f"wrote {n:,} x {dim} embeddings to {out}")
 
 
 @app.command("score-variants")
@@ -329,8 +265,8 @@ def score_variants_cmd(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """Predicted effect (alt - ref) of every variant or sequence pair."""
-    from helixlab.api import load
-    from helixlab.variants import read_variants, score_variants, write_scores
+    from helixlab.apply.api import load
+    from helixlab.apply.variants import read_variants, score_variants, write_scores
 
     model = load(run_dir, device=device)
     table = read_variants(variants, sequences)
@@ -348,8 +284,8 @@ def export_cmd(
     length: Annotated[Optional[int], typer.Option(help="example input length for variable-length models")] = None,
 ) -> None:
     """Export the run's model (ONNX) with its input/output contract (OUT.json), checked against torch."""
-    from helixlab.export import FORMATS, export_onnx
-    from helixlab.runs import load_run
+    from helixlab.apply.export import FORMATS, export_onnx
+    from helixlab.run.loaded import load_run
 
     if fmt not in FORMATS:
         raise HelixError(f"unknown export format {fmt!r}; available: {', '.join(FORMATS)}", record="--format")
@@ -379,9 +315,9 @@ def ablate_flanks_cmd(
 ) -> None:
     """Perturb bands of the flanks at increasing distance from the centre, one side at a time, and
     report the loss increase per band (table, JSON and plot)."""
-    from helixlab.engine import resolve_device
-    from helixlab.interpret import ablate_flanks, split_inputs, write_ablation
-    from helixlab.runs import load_run
+    from helixlab.models.base import resolve_device
+    from helixlab.interpret.ablation import ablate_flanks, split_inputs, write_ablation
+    from helixlab.run.loaded import load_run
 
     dev = str(resolve_device(device))
     run = load_run(run_dir, device=dev)
@@ -412,32 +348,11 @@ def attributions_cmd(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """Attribute a run's output to the bases of each input record; save the arrays, logos and a metaplot."""
-    import numpy as np
+    from helixlab.interpret.attributions import attribute_file
 
-    from helixlab.api import load
-    from helixlab.attributions import attribute, explained_model, plot_metaplot, position_scores, write_logos
-    from helixlab.io import atomic_path
-
-    model = load(run_dir, device=device)
-    X, ids = model.records(input_path, iupac=iupac)  # type: ignore[arg-type]
-    if limit is not None:
-        X, ids = X[:limit], ids[:limit]
-    kwargs: dict[str, object] = {"progress": True} if method == "ism" else {}
-    if batch_size is not None:
-        kwargs["batch_size"] = batch_size
-    attr = attribute(explained_model(model.run), X, method, target=target, device=model.device, **kwargs)
-    scores = position_scores(attr, X, method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, attributions=attr, scores=scores, codes=X, ids=np.array(ids), method=method,
-                                target=target)
-    stem = out.with_suffix("")
-    made = write_logos(scores, X, ids, list(logo or []), stem, f"{method}, output {target}")
-    if metaplot and len(X):
-        made.append(plot_metaplot(scores, stem.with_name(stem.name + "_metaplot.png"),
-                                  f"{run_dir.name}: {method}, output {target}", origin=origin))
-    typer.echo(f"wrote attributions of {len(X):,} records to {out}" + "".join(f"\n  {p}" for p in made))
+    n, made = attribute_file(run_dir, input_path, out, method=method, target=target, logos=logo, metaplot=metaplot,
+                             origin=origin, limit=limit, iupac=iupac, batch_size=batch_size, device=device)
+    typer.echo(f"wrote attributions of {n:,} records to {out}" + "".join(f"\n  {p}" for p in made))
 
 
 @app.command()
@@ -453,7 +368,7 @@ def search(
 ) -> None:
     """Grid search over any recipe's keys (resumable); ranks trials on the validation metric and saves
     the best configuration as OUT/best.toml."""
-    from helixlab.search import parse_grid, run_search
+    from helixlab.train.search import parse_grid, run_search
 
     records = run_search(config, parse_grid(grid), out, overrides=set_, budget=trials, seed=seed)
     typer.echo((out / "search.md").read_text().split("\n\n![")[0])

@@ -15,74 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helixlab.data.splits import DataConfig
 from helixlab.errors import HelixError
-from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig
-from helixlab.transforms import SeqOptions
-
-DATA_ENV = "HELIXLAB_DATA"
-DEFAULT_SAMPLES = {"train": 100_000, "valid": 5_000, "test": 5_000}  # genome windows per split (data.samples)
-
-
-def data_root() -> Path:
-    """The shared data directory: $HELIXLAB_DATA, else ../shared/data beside the repository."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def expand_path(value: str) -> str:
-    """Expand ${HELIXLAB_DATA} (with its default) and other environment variables in a path."""
-    value = value.replace("${HELIXLAB_DATA}", str(data_root())).replace("$HELIXLAB_DATA", str(data_root()))
-    return os.path.expanduser(os.path.expandvars(value))
-
-
-@dataclass
-class DataConfig:
-    """Each split is a file (FASTA/CSV/TSV/DREAM, prepared on first use), a list of files (prepared
-    together) or a `helixlab prepare` directory.
-
-    window > 0: instead of the records as they are, sample `samples[split]` windows of `window`
-    bases without N from `regions[split]` (e.g. ["chrX:0-50000000"]; default: whole records):
-    how a genome is read for pretraining. The sample is fixed by the split, not the training seed;
-    the training split draws a new sample every epoch.
-
-    flank > 0: the context task (task.kind = 'context'): windows of `flank` bases each side of a
-    centre sampled from `regions[split]` (2 * flank + 1 bases, the centre hidden), labelled with the
-    centre base and its repeat (lowercase) bit. Centres need max(flank, clearance) N-free bases each
-    side inside the region, so every run with flank <= clearance sees the same positions.
-
-    where: per split, 'column=value' rows of a table (e.g. {train = "dev_split=train"}), so the
-    splits can come from one file.
-    drop_n / lengths: drop training rows with N / of other lengths (valid and test are kept whole).
-    crop / pad_to / pad_context: reshape every sequence, in training and in prediction (see
-    helixlab.transforms; e.g. crop = [17, -13] keeps the DREAM random region).
-    per_bin: train on at most this many rows from each of `bins` equal-width label bins (a near-
-    uniform subset, seeded; 0 = all rows): the second stage of two-stage training.
-    holdout: with no data.valid, this fraction of the training rows (fixed, not by the seed) is the
-    validation split and is not trained on (S2: 0.01, S4: 0.015)."""
-
-    train: str | list[str] = ""
-    valid: str | list[str] | None = None
-    test: str | list[str] | None = None
-    format: str = "auto"
-    seq_col: str | None = None
-    label_cols: list[str] | None = None
-    iupac: str = "error"
-    window: int = 0
-    flank: int = 0
-    clearance: int = 200
-    regions: dict[str, list[str]] = field(default_factory=dict)
-    samples: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SAMPLES))
-    where: dict[str, str] = field(default_factory=dict)
-    drop_n: bool = False
-    lengths: list[int] | None = None
-    crop: list[int] | None = None
-    pad_to: int = 0
-    pad_context: str | list[str] | None = None
-    per_bin: int = 0
-    bins: int = 18
-    holdout: float = 0.0
+from helixlab.models import model_config
+from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig, context_target
 
 
 @dataclass
@@ -219,8 +155,6 @@ def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
 
 def check_config(cfg: RunConfig, source: str) -> None:
     """Cross-field constraints, checked before anything is written."""
-    from helixlab.models import model_config
-
     t = cfg.train
     if not cfg.data.train:
         raise HelixError("data.train is required", path=source, record="data.train")
@@ -251,7 +185,7 @@ def check_config(cfg: RunConfig, source: str) -> None:
             raise HelixError(f"data.regions/samples/where keys are train, valid, test; got {name!r}", path=source,
                              record=f"data.{name}")
     try:
-        SeqOptions.from_config(d).check()
+        d.seq_options().check()
     except HelixError as exc:
         raise HelixError(exc.message, path=source, record=exc.record) from None
     if not isinstance(d.flank, int) or d.flank < 0 or not isinstance(d.clearance, int) or d.clearance < 0:
@@ -264,8 +198,6 @@ def check_config(cfg: RunConfig, source: str) -> None:
         raise HelixError("the context task (task.kind = 'context') and data.flank go together", path=source,
                          record="data.flank" if d.flank else "task.kind")
     if cfg.task.kind == "context":
-        from helixlab.tasks import context_target
-
         context_target(cfg.task.target, source)
         if t.rc_average:
             raise HelixError("train.rc_average is not available for the context task (the strands predict "

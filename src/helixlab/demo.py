@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from helixlab import alphabet
-from helixlab.io import atomic_path
-from helixlab.negatives import chunk_shuffle
+from helixlab.seq import alphabet
+from helixlab.paths import atomic_path
+from helixlab.data.negatives import chunk_shuffle
+from helixlab.config import config_from_dict
+from helixlab.train import fit
 
 LENGTH = 300
 TSS = 249
@@ -75,9 +77,6 @@ def write_split(path: Path, n_pos: int, seed: int) -> None:
 
 def run_demo(out: Path, *, epochs: int = 6, seed: int = 0) -> tuple[dict[str, Any], Path]:
     """Write the demo data under out/data, train cnn_gru into out/run-<n>, return (results, report path)."""
-    from helixlab.config import config_from_dict
-    from helixlab.engine import fit
-
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     for name, n_pos, split_seed in (("train", 2500, 1), ("valid", 500, 2), ("test", 500, 3)):

@@ -1,19 +1,34 @@
-"""The model contract and the building blocks shared by the model families.
+"""The model contract, and the inference primitives every caller shares.
 
-Every model maps x: (N, L) uint8 base codes -> (N, n_outputs) raw values, as
-`head(features(x))`; `features` is the representation before the head (used for embeddings).
+Every model maps x: (N, L) uint8 base codes -> (N, n_outputs) raw values, as `head(features(x))`;
+`features` is the representation before the head (used for embeddings). A model declares what else
+it needs as attributes of this base class, and callers read the declarations (never `getattr`):
+
+  reads_one_hot        features also take float one-hot (N, 4, L) input (gradient attributions)
+  reads_strand         outputs read a per-sequence strand flag (a strand channel)
+  fitted_by_counting   fitted by one counting pass over the training genome (`fit_counts`), not by steps
+  keeps_run_files      the constructor reads files the model saved in its run directory (a tokenizer)
+
+`forward(x, strand, target)` is the one entry point, so that a DDP wrapper sees every call: the task
+passes `target` in the steps whose outputs may depend on it (training steps; pretraining), and a model
+whose training outputs differ from its predictions overrides `train_outputs` (the fused model leaves
+each window's own count out; BERT pretraining returns the masked tokens' logits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+from helixlab.errors import HelixError
+from helixlab.seq.alphabet import reverse_complement
 
 
 class SequenceModel(nn.Module):
@@ -21,9 +36,10 @@ class SequenceModel(nn.Module):
 
     head: nn.Module
     feature_dim: int
-    uses_run_dir = False  # True: the constructor reads files saved in the run directory (a tokenizer)
-    takes_strand = False  # True: forward(x, reverse) reads a strand flag per sequence (a strand channel)
-    one_hot_input = True  # True: forward also takes float one-hot (N, 4, L) input (gradient attributions)
+    reads_one_hot = True
+    reads_strand = False
+    fitted_by_counting = False
+    keeps_run_files = False
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
@@ -39,83 +55,63 @@ class SequenceModel(nn.Module):
         """x: (N, L) uint8 -> (N, feature_dim)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def outputs(self, x: torch.Tensor, strand: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (N, L) uint8 -> (N, n_outputs) raw values. strand: (N,) bool, True = reverse-complemented
+        (None: all forward); read only by models that declare `reads_strand`."""
         return self.head(self.features(x))
 
+    def train_outputs(self, x: torch.Tensor, strand: torch.Tensor | None, target: Any) -> torch.Tensor:
+        """The outputs of a step that knows the targets (the task's `target(y)`). Default: `outputs`."""
+        return self.outputs(x, strand)
 
-def call_model(net: nn.Module, x: torch.Tensor, reverse: torch.Tensor | None = None) -> torch.Tensor:
-    """net(x), passing the per-sequence strand flag (True = reverse-complemented) to models that read
-    it. `net` may be a DDP wrapper."""
-    if getattr(getattr(net, "module", net), "takes_strand", False):
-        return net(x, reverse)
-    return net(x)
+    def fit_counts(self, counts: np.ndarray) -> None:
+        """Models `fitted_by_counting`: take the counts the trainer made over the training genome."""
+        raise NotImplementedError(f"{type(self).__name__} is not fitted by counting")
 
-
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, dropout: float = 0.0,
-        activation: str = "relu") -> nn.Sequential:
-    """Linear layers with activation and dropout between them; the last layer is plain linear."""
-    layers: list[nn.Module] = []
-    dim = in_dim
-    for width in hidden:
-        layers += [nn.Linear(dim, width), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        dim = width
-    layers.append(nn.Linear(dim, out_dim))
-    return nn.Sequential(*layers)
+    def forward(self, x: torch.Tensor, strand: torch.Tensor | None = None, target: Any = None) -> torch.Tensor:
+        if target is None:
+            return self.outputs(x, strand)
+        return self.train_outputs(x, strand, target)
 
 
-class ConvStack(nn.Module):
-    """1-d conv layers (conv -> batch norm -> activation -> optional pool -> dropout), 'same' padding."""
-
-    def __init__(self, in_channels: int, channels: Sequence[int], kernels: Sequence[int],
-                 pools: Sequence[int], *, dropout: float = 0.0, activation: str = "relu",
-                 batch_norm: bool = True, residual: bool = False, dilations: Sequence[int] | None = None) -> None:
-        super().__init__()
-        if not (len(channels) == len(kernels) == len(pools)):
-            raise ValueError("conv channels, kernels and pools must have the same length")
-        dilations = dilations or [1] * len(channels)
-        self.residual = residual
-        self.blocks = nn.ModuleList()
-        self.pools = nn.ModuleList()
-        dim = in_channels
-        for ch, k, p, d in zip(channels, kernels, pools, dilations):
-            block: list[nn.Module] = [nn.Conv1d(dim, ch, k, padding="same", dilation=d, bias=not batch_norm)]
-            if batch_norm:
-                block.append(nn.BatchNorm1d(ch))
-            block.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                block.append(nn.Dropout(dropout))
-            self.blocks.append(nn.Sequential(*block))
-            self.pools.append(nn.MaxPool1d(p, p) if p > 1 else nn.Identity())
-            dim = ch
-        self.out_channels = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block, pool in zip(self.blocks, self.pools):
-            y = block(x)
-            x = pool(y + x if self.residual and y.shape == x.shape else y)
-        return x
-
-    def out_length(self, length: int) -> int:
-        for pool in self.pools:
-            if isinstance(pool, nn.MaxPool1d):
-                length = length // int(pool.kernel_size)  # type: ignore[arg-type]
-        return length
+def unwrap(net: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (or the model itself)."""
+    return net.module if isinstance(net, DistributedDataParallel) else net
 
 
-def pool_sequence(h: torch.Tensor, how: str) -> torch.Tensor:
-    """h: (N, C, L) -> (N, C') by 'max', 'mean', 'maxmean' (C' = 2C) or 'flatten' (C' = C*L)."""
-    if how == "max":
-        return h.amax(-1)
-    if how == "mean":
-        return h.mean(-1)
-    if how == "maxmean":
-        return torch.cat([h.amax(-1), h.mean(-1)], 1)
-    if how == "flatten":
-        return h.flatten(1)
-    raise ValueError(f"unknown pooling {how!r}; expected max, mean, maxmean or flatten")
+def call(net: Callable[..., torch.Tensor], x: torch.Tensor, strand: torch.Tensor | None = None,
+         target: Any = None) -> torch.Tensor:
+    """Outputs of any model on x: a SequenceModel (or its DDP wrapper) is also given the strand flags and,
+    in training, the targets; any other module or callable (a wrapper that explains one output) gets x alone."""
+    if not isinstance(unwrap(net), SequenceModel):  # type: ignore[arg-type]
+        return net(x)
+    return net(x, strand, target if net.training else None)  # type: ignore[attr-defined]
 
 
-def pooled_dim(channels: int, length: int, how: str) -> int:
-    return {"max": channels, "mean": channels, "maxmean": 2 * channels, "flatten": channels * length}[how]
+def resolve_device(name: str) -> torch.device:
+    """'auto' (the GPU when there is one), 'cpu', 'cuda' or 'cuda:N'; an error when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HelixError(f"device {name!r} asked for but no CUDA GPU is available", record="train.device")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise HelixError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N", record="device") from None
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU; nothing on the CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def model_outputs(model: nn.Module, x: torch.Tensor, *, rc_average: bool = False) -> torch.Tensor:
+    """Raw outputs (N, n_outputs); with rc_average, the mean over the sequence and its reverse complement."""
+    out = call(model, x).float()
+    if rc_average:
+        reverse = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        out = (out + call(model, reverse_complement(x), reverse).float()) / 2  # type: ignore[arg-type]
+    return out

@@ -3,7 +3,8 @@
 The model owns its tokenizer, so it takes the same (N, L) uint8 input as every other model.
 Heads: [CLS] or mean pooling, then 1 or 2 linear layers (classification or regression, any
 number of outputs). Built with `n_outputs=0` it carries a masked-language-model head instead,
-for pretraining (`forward(token_ids, attention, mlm_labels)`).
+for pretraining: the task's step passes the masked tokens (`MaskedTokens`) as the target, and the
+outputs are the logits of the masked tokens.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import torch
 from torch import nn
 
 from helixlab.errors import HelixError
-from helixlab.models.base import SequenceModel, mlp
-from helixlab.tokenizers import KINDS, Tokenizer
+from helixlab.models.base import SequenceModel
+from helixlab.models.layers import mlp
+from helixlab.models.registry import register
+from helixlab.paths import TOKENIZER_FILE
+from helixlab.seq.tokenizers import KINDS, Tokenizer
 
 # name -> (layers, hidden, heads, intermediate); "base" is BERT-base (DNABERT, S2, S3)
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024), "small": (4, 512, 8, 2048),
     "medium": (8, 512, 8, 2048), "base": (12, 768, 12, 3072),
 }
-TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -87,9 +90,20 @@ class MLMHead(nn.Module):
         return self.transform(h) @ self.embeddings[0].weight.T + self.bias
 
 
+@dataclass
+class MaskedTokens:
+    """The input of a pretraining step: token ids (N, T) with some masked, their attention mask (N, T)
+    and labels (N, T): the original id where a token was chosen for prediction, else -100."""
+
+    ids: torch.Tensor
+    attention: torch.Tensor
+    labels: torch.Tensor
+
+
+@register("bert", BertConfig)
 class Bert(SequenceModel):
-    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
-    uses_run_dir = True
+    reads_one_hot = False  # reads tokens, not one-hot bases
+    keeps_run_files = True
 
     def __init__(self, cfg: BertConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:
         super().__init__()
@@ -164,15 +178,15 @@ class Bert(SequenceModel):
         ids, attention = self.tokenizer.encode(x)
         return self.pool(self.encode(ids, attention).last_hidden_state, attention)
 
-    def forward(self, x: torch.Tensor, attention: torch.Tensor | None = None,
-                mlm_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """x (N, L) uint8 -> (N, n_outputs); or, for pretraining, token ids + attention + labels
-        (-100 where not masked) -> logits (M, vocab) of the M masked tokens."""
-        if mlm_labels is not None:
-            assert attention is not None
-            h = self.encode(x, attention).last_hidden_state
-            return self.lm_head(h[mlm_labels != -100])
+    def outputs(self, x: torch.Tensor, strand: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.head_dropout(self.features(x)))
+
+    def train_outputs(self, x: torch.Tensor, strand: torch.Tensor | None, target: Any) -> torch.Tensor:
+        """Pretraining (target: MaskedTokens): logits (M, vocab) of the M masked tokens; else `outputs`."""
+        if not isinstance(target, MaskedTokens):
+            return self.outputs(x, strand)
+        h = self.encode(target.ids, target.attention).last_hidden_state
+        return self.lm_head(h[target.labels != -100])
 
     @torch.no_grad()
     def attentions(self, x: torch.Tensor, layer: int = -1) -> tuple[torch.Tensor, torch.Tensor]:

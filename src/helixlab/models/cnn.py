@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from helixlab.alphabet import one_hot
-from helixlab.models.base import ConvStack, SequenceModel, mlp, pool_sequence, pooled_dim
+from helixlab.models.base import SequenceModel
+from helixlab.models.layers import ConvStack, mlp, pool_sequence, pooled_dim
+from helixlab.models.registry import register
+from helixlab.seq.alphabet import one_hot
 
 
 @dataclass
@@ -25,6 +27,7 @@ class CNNConfig:
     activation: str = "relu"
 
 
+@register("cnn", CNNConfig)
 class CNN(SequenceModel):
     def __init__(self, cfg: CNNConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()

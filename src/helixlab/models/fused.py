@@ -3,17 +3,20 @@ extra input of the network's final layer. Any model family can be the network.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel
 from helixlab.models.kmer import KmerCount, KmerCountConfig
+from helixlab.models.registry import REGISTRY, build_model, model_config, register
+from helixlab.paths import BEST, CONFIG, atomic_path, expand_path, read_json_object
 
 
 @dataclass
@@ -37,33 +40,27 @@ COUNTS_FILE = "kmer_counts.safetensors"
 
 def _kmer_run(kmer_run: str) -> tuple[dict[str, Any], Path]:
     """The parameters and weights of a finished kmer_count run (an error naming the run otherwise)."""
-    from helixlab.config import expand_path
-    from helixlab.errors import HelixError
-
     rd = Path(expand_path(kmer_run))
-    config, weights = rd / "config.json", rd / "checkpoints" / "best.safetensors"
-    if not kmer_run or not config.exists() or not weights.exists():
+    if not kmer_run or not (rd / CONFIG).exists() or not (rd / BEST).exists():
         raise HelixError("model.params.kmer_run must be a finished kmer_count run", path=str(rd))
-    model = json.loads(config.read_text())["model"]
-    if model["name"] != "kmer_count":
-        raise HelixError(f"model.params.kmer_run is a {model['name']!r} run, not kmer_count", path=str(rd))
-    return model["params"], weights
+    model = read_json_object(rd / CONFIG, "run config").get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("params"), dict):
+        raise HelixError("run config has no [model] section with params", path=str(rd / CONFIG), record="model")
+    if model.get("name") != "kmer_count":
+        raise HelixError(f"model.params.kmer_run is a {model.get('name')!r} run, not kmer_count", path=str(rd))
+    return model["params"], rd / BEST
 
 
+@register("fused", FusedConfig)
 class Fused(SequenceModel):
-    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
-    uses_run_dir = True
+    reads_one_hot = False  # the k-mer half reads base codes
+    keeps_run_files = True
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
                     ) -> dict[str, Any]:
         """A new run copies the counting run's counts beside it (RUN_DIR/kmer_counts.safetensors): from
         then on the run never reads `kmer_run` again."""
-        from safetensors.torch import load_file, save_file
-
-        from helixlab.io import atomic_path
-        from helixlab.models import REGISTRY, model_config
-
         cfg = model_config("fused", params)
         kmer_params, weights = _kmer_run(cfg.kmer_run)
         with atomic_path(run_dir / COUNTS_FILE) as tmp:
@@ -73,18 +70,14 @@ class Fused(SequenceModel):
 
     def __init__(self, cfg: FusedConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:
         super().__init__()
-        from helixlab.models import build_model
-
         if cfg.net == "fused":
             raise ValueError("the network of a fused model cannot itself be fused")
         self.leave_one_out = cfg.leave_one_out
         self.net = build_model(cfg.net, cfg.net_params, seq_len, n_outputs, run_dir=run_dir)
-        if self.net.takes_strand:
+        if self.net.reads_strand:
             raise ValueError(f"the network {cfg.net!r} reads a strand channel; fuse a model without one")
         self.kmer = KmerCount(KmerCountConfig(**cfg.kmer), seq_len, n_outputs)
         if run_dir is not None and (run_dir / COUNTS_FILE).exists():  # checkpoints load over these anyway
-            from safetensors.torch import load_file
-
             counts = load_file(str(run_dir / COUNTS_FILE))["counts"]
             if counts.shape != self.kmer.counts.shape:
                 raise ValueError(f"the k-mer run has counts of shape {tuple(counts.shape)}, this task needs "
@@ -108,5 +101,10 @@ class Fused(SequenceModel):
         kmer = self.kmer.features(x) if held_out is None else self.kmer.held_out_log_probs(x, held_out)
         return torch.cat([self.net.head(self.net.features(x)), kmer], 1)
 
-    def forward(self, x: torch.Tensor, held_out: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x, held_out))
+    def train_outputs(self, x: torch.Tensor, strand: torch.Tensor | None, target: Any) -> torch.Tensor:
+        """target: each window's class. With leave_one_out its own count is left out of the k-mer input,
+        except for reverse-complemented windows (`strand`), which were not counted."""
+        if not self.leave_one_out:
+            return self.outputs(x, strand)
+        held = target if strand is None else torch.where(strand.to(target.device), -1, target)
+        return self.head(self.features(x, held))

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+import numpy as np
+
 from helixlab.models.base import SequenceModel
-from helixlab.tokenizers import kmer_ids, kmer_vocab_size
+from helixlab.models.registry import register
+from helixlab.seq.alphabet import kmer_ids, kmer_vocab_size
 
 
 @dataclass
@@ -19,8 +22,10 @@ class KmerLinearConfig:
     log_counts: bool = True
 
 
+@register("kmer_linear", KmerLinearConfig)
 class KmerLinear(SequenceModel):
-    one_hot_input = False  # reads tokens / k-mer ids, not one-hot bases
+    reads_one_hot = False  # reads k-mer ids, not one-hot bases
+
     def __init__(self, cfg: KmerLinearConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
         if not cfg.ks or min(cfg.ks) < 1 or max(cfg.ks) > 8:
@@ -63,12 +68,13 @@ class KmerCountConfig:
     smoothing: str = "pseudocount"
 
 
+@register("kmer_count", KmerCountConfig)
 class KmerCount(SequenceModel):
     """Fitted by counting (`fit_counts`, one pass over the training region), not by gradients. Its
     outputs are log-probabilities; a context with N gets the class frequencies."""
 
-    counted = True
-    one_hot_input = False
+    fitted_by_counting = True
+    reads_one_hot = False
 
     def __init__(self, cfg: KmerCountConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
@@ -89,15 +95,11 @@ class KmerCount(SequenceModel):
         self._orders: list[torch.Tensor] = []
         self._prior = torch.empty(0)
 
-    def fit_counts(self, windows: object, task: object, progress: bool = False) -> int:
-        """Count every position of the training windows' regions; returns how many were counted."""
-        from helixlab.genome import context_counts
-
-        counts = context_counts(windows.shard, windows.regions, self.k, task.classes,  # type: ignore[attr-defined]
-                                progress=progress)
+    def fit_counts(self, counts: np.ndarray) -> None:
+        """counts: (4^k, 4^k, classes) of (left k-mer, right k-mer, centre class) over the training
+        region (`helixlab.data.genome.context_counts`, made by the trainer)."""
         self.counts.data = torch.from_numpy(counts).to(torch.float32)
         self._table = None
-        return int(counts.sum())
 
     def _tables(self) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The counts per order (back-off: j = 1..k nearest bases each side; pseudocount: k only) as

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from helixlab.alphabet import one_hot
-from helixlab.models.base import ACTIVATIONS, SequenceModel, mlp
+from helixlab.models.base import SequenceModel
+from helixlab.models.layers import ACTIVATIONS, mlp
+from helixlab.models.registry import register
+from helixlab.seq.alphabet import one_hot
 
 
 @dataclass
@@ -70,6 +72,7 @@ class InvertedBottleneck(nn.Module):
         return x + self.body(x)
 
 
+@register("legnet", LegNetConfig)
 class LegNet(SequenceModel):
     def __init__(self, cfg: LegNetConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
@@ -78,7 +81,7 @@ class LegNet(SequenceModel):
         pools = cfg.pools or [1] * len(cfg.channels)
         if len(pools) != len(cfg.channels):
             raise ValueError("legnet pools must have one entry per stage in channels")
-        self.takes_strand = cfg.strand_channel
+        self.reads_strand = cfg.strand_channel
         self.stem = conv_bn(4 + int(cfg.strand_channel), cfg.stem, cfg.stem_kernel, cfg.activation)
         stages: list[nn.Module] = []
         width = cfg.stem
@@ -91,12 +94,13 @@ class LegNet(SequenceModel):
         self.feature_dim = width
         self.head = mlp(width, cfg.hidden, n_outputs, dropout=cfg.dropout, activation=cfg.activation)
 
-    def features(self, x: torch.Tensor, reverse: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, strand: torch.Tensor | None = None) -> torch.Tensor:
         h = one_hot(x)
-        if self.takes_strand:
-            flag = torch.zeros(len(x), device=x.device) if reverse is None else reverse.to(x.device, torch.float32)
+        if self.reads_strand:
+            # (new_zeros of x.shape[0] keeps the batch size dynamic when the model is traced for ONNX)
+            flag = x.new_zeros(x.shape[0], dtype=torch.float32) if strand is None else strand.to(x.device, torch.float32)
             h = torch.cat([h, flag[:, None, None].expand(-1, 1, h.shape[-1])], 1)
         return self.stages(self.stem(h)).mean(-1)
 
-    def forward(self, x: torch.Tensor, reverse: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x, reverse))
+    def outputs(self, x: torch.Tensor, strand: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, strand))

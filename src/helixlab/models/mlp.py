@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from helixlab.alphabet import one_hot
-from helixlab.models.base import ACTIVATIONS, SequenceModel, mlp
+from helixlab.models.base import SequenceModel
+from helixlab.models.layers import ACTIVATIONS, mlp
+from helixlab.models.registry import register
+from helixlab.seq.alphabet import one_hot
 
 
 @dataclass
@@ -20,6 +22,7 @@ class MLPConfig:
     activation: str = "relu"
 
 
+@register("mlp", MLPConfig)
 class MLP(SequenceModel):
     def __init__(self, cfg: MLPConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()

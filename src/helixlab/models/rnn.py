@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from helixlab.alphabet import one_hot
-from helixlab.models.base import ConvStack, SequenceModel, mlp
-from helixlab.tokenizers import kmer_ids, kmer_vocab_size
+from helixlab.models.base import SequenceModel
+from helixlab.models.layers import ConvStack, mlp
+from helixlab.models.registry import register
+from helixlab.seq.alphabet import kmer_ids, kmer_vocab_size, one_hot
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Recurrent(SequenceModel):
         super().__init__()
         self.front = cfg.front
         self.window = cfg.window
-        self.one_hot_input = cfg.front != "window"
+        self.reads_one_hot = cfg.front != "window"
         if cfg.front == "onehot":
             in_dim = 4
         elif cfg.front == "conv":
@@ -134,3 +135,8 @@ class Recurrent(SequenceModel):
         else:
             feats = torch.cat([out.amax(1), out.mean(1)], 1)
         return self.drop(feats)
+
+
+for _name, _config in (("gru", GRUConfig), ("cnn_gru", CNNGRUConfig), ("window_gru", WindowGRUConfig),
+                       ("cnn_lstm", CNNLSTMConfig)):
+    register(_name, _config)(Recurrent)  # one class, four recipes' defaults

@@ -1,0 +1,62 @@
+"""Batches from prepared data: a seeded, resumable order; rank sharding for DDP; RC augmentation.
+
+The order of epoch e is a permutation drawn from (seed, e) alone, so a run resumed at batch b of
+epoch e sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from helixlab.data.shards import Shard
+from helixlab.seq.alphabet import reverse_complement
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of rows for one epoch, a function of (seed, epoch) only."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size
+
+
+def train_batches(shard: Shard, *, batch_size: int, seed: int, epoch: int, start: int = 0,
+                  rank: int = 0, world: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (batch number, row indices) for this rank from batch `start` of `epoch`.
+
+    `batch_size` is the global batch; each of `world` ranks takes every world-th row of it.
+    """
+    order = epoch_order(len(shard), seed, epoch)
+    for b in range(start, batches_per_epoch(len(shard), batch_size)):
+        idx = order[b * batch_size : (b + 1) * batch_size][rank::world]
+        yield b, np.sort(idx)
+
+
+def load_batch(shard: Shard, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Rows `idx` as ((n, L) uint8 tensor, (n, T) float32 labels); T = 0 for unlabelled data."""
+    x = torch.from_numpy(shard.codes(idx))
+    if shard.labels is None:
+        return x, np.zeros((len(idx), 0), dtype=np.float32)
+    return x, np.asarray(shard.labels[idx])
+
+
+def rc_augment(x: torch.Tensor, seed: int, epoch: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reverse-complement a random half of the batch; the choice depends on (seed, epoch, batch) only.
+    Returns (x, reverse): which rows were flipped, for models with a strand channel."""
+    flip = np.random.default_rng([seed, epoch, batch, 7]).random(len(x)) < 0.5
+    reverse = torch.from_numpy(flip)
+    if not flip.any():
+        return x, reverse
+    x = x.clone()
+    rows = torch.from_numpy(np.flatnonzero(flip))
+    x[rows] = reverse_complement(x[rows])  # type: ignore[assignment]
+    return x, reverse
+
+
+def eval_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, n, batch_size):
+        yield np.arange(start, min(start + batch_size, n))

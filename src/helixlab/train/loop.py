@@ -1,0 +1,250 @@
+"""The training loop: set up a run (data, task, model, optimizer, resume state), then epochs of steps
+with validation, early stopping and checkpoints.
+
+Resumability rests on three facts: the data order of an epoch is a function of (seed, epoch);
+augmentation choices are a function of (seed, epoch, batch); and the checkpoint holds weights,
+optimizer moments, the step and every rank's torch RNG state (`helixlab.train.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from helixlab.config import RunConfig
+from helixlab.data.batches import batches_per_epoch, load_batch, rc_augment, train_batches
+from helixlab.data.genome import GenomeWindows
+from helixlab.data.splits import SPLITS, Split, open_split
+from helixlab.errors import HelixError
+from helixlab.models import REGISTRY, build_model, count_params
+from helixlab.models.base import SequenceModel, autocast
+from helixlab.models.weights import save_weights
+from helixlab.paths import BEST, CONFIG, INFO, LAST, METRICS, TRACE, expand_path, write_json, write_jsonl
+from helixlab.progress import progress_bar
+from helixlab.run.records import environment, read_config
+from helixlab.seq.alphabet import decode_rows
+from helixlab.tasks import HIGHER_IS_BETTER, Task, evaluate_shard, make_task
+from helixlab.train.checkpoint import TrainerState, load_training_state, save_training_state
+from helixlab.train.device import barrier, gather_rng
+from helixlab.train.pretrained import adopt, load_init
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup_frac: float) -> float:
+    """Multiplier of the base learning rate at `step` of `total`."""
+    progress = step / max(total, 1)
+    if schedule == "onecycle":
+        # One-cycle: rise from 1/25 to 1 over the first 30 %, cosine down to 1e-4 after.
+        peak = 0.3
+        if progress < peak:
+            return 0.04 + 0.96 * (1 - math.cos(math.pi * progress / peak)) / 2
+        return 1e-4 + (1 - 1e-4) * (1 + math.cos(math.pi * (progress - peak) / (1 - peak))) / 2
+    warmup = max(int(warmup_frac * total), 1) if warmup_frac > 0 else 0
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+
+def is_better(value: float, best: float | None, monitor: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if HIGHER_IS_BETTER[monitor] else value < best
+
+
+@dataclass
+class Setup:
+    """Everything the loop needs, built before the first step."""
+
+    cfg: RunConfig
+    splits: dict[str, Split | None]
+    task: Task
+    model: SequenceModel
+    optimizer: torch.optim.Optimizer
+    state: TrainerState
+    info: dict[str, Any]
+
+
+def _prepare_model(cfg: RunConfig, rd: Path, train: Split) -> RunConfig:
+    """Adopt a pretrained encoder's settings, let the model save its files (tokenizer) in the run,
+    and record the resolved config. Idempotent: a run killed before its first checkpoint redoes it."""
+    if cfg.train.init_from:
+        cfg = adopt(cfg, expand_path(cfg.train.init_from), rd)
+
+    def sequences(limit: int = 50_000) -> Iterator[str]:
+        rows = np.random.default_rng(0).permutation(len(train))[:limit]
+        for start in range(0, len(rows), 1024):
+            yield from decode_rows(train.codes(np.sort(rows[start : start + 1024])))
+
+    params = REGISTRY[cfg.model.name].cls.prepare_run(cfg.model.params, rd, sequences)
+    cfg = replace(cfg, model=replace(cfg.model, params=params))
+    write_json(rd / CONFIG, cfg.to_dict())
+    return cfg
+
+
+def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device: torch.device) -> Setup:
+    """Open (preparing if needed) the data, check labels, build model and optimizer, load resume state."""
+    t, d = cfg.train, cfg.data
+
+    def open_splits(progress: bool) -> dict[str, Split | None]:
+        return {s: open_split(d, rd, s, require_labels=cfg.task.kind != "mlm", seed=t.seed, progress=progress)
+                for s in SPLITS}
+
+    # Rank 0 prepares raw files once; the others open what it wrote.
+    splits: dict[str, Split | None] = open_splits(t.progress) if rank == 0 else {}
+    barrier(world)
+    if rank != 0:
+        splits = open_splits(False)
+    train = splits["train"]
+    assert train is not None
+    labels = list(train.meta["labels"])  # type: ignore[call-overload]
+    if cfg.task.bins and cfg.task.bin_range is None and labels:  # bins span the training labels, recorded
+        st = train.meta["label_stats"][labels[0]]  # type: ignore[call-overload,index]
+        cfg = replace(cfg, task=replace(cfg.task, bin_range=[float(st["min"]), float(st["max"])]))
+    task = make_task(cfg.task, len(labels))
+    if task.needs_labels and not labels:
+        raise HelixError("training data has no label column", path=d.source("train"))
+    for split, data in splits.items():
+        if data is not None:
+            task.check_data(data.meta, labels, d.source(split), what=f"{split} labels", against="train labels")
+    lengths = {sh.length for sh in splits.values() if sh is not None}
+    seq_len = lengths.pop() if len(lengths) == 1 else None
+    monitor = t.monitor or task.default_monitor
+    if monitor not in task.metric_names:
+        raise HelixError(f"train.monitor {monitor!r} is not a metric of a {task.kind} task; choose from "
+                         f"{sorted(task.metric_names)}", record="train.monitor")
+
+    fresh = not (resume and (rd / LAST).exists())  # no checkpoint yet: (re)start from the beginning
+    if fresh:  # fix what the model keeps beside the run (a tokenizer), on rank 0
+        if rank == 0:
+            cfg = _prepare_model(cfg, rd, train)
+        if world > 1:
+            barrier(world)
+            cfg = read_config(rd)
+    torch.manual_seed(t.seed)
+    model: SequenceModel = build_model(cfg.model.name, cfg.model.params, seq_len, task.n_outputs, run_dir=rd)
+    longest = max(int(sh.meta["max_length"]) for sh in splits.values() if sh is not None)
+    try:
+        model.check_length(longest)
+    except ValueError as exc:
+        raise HelixError(str(exc), path=d.source("train"), record="model.params.max_tokens") from None
+    init_from = expand_path(t.init_from) if t.init_from else None
+    init = load_init(model, init_from, cfg.task) if init_from and fresh else None
+    model.to(device)
+    info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
+            "monitor": monitor, "data": {s: sh.meta for s, sh in splits.items() if sh is not None},
+            "init_from": {"source": str(init_from), **init} if init else None,
+            "environment": environment(), "world_size": world}
+    if rank == 0 and fresh:
+        write_json(rd / INFO, info)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
+    state = TrainerState()
+    if not fresh:
+        rngs, state = load_training_state(rd / LAST, model, optimizer)
+        if len(rngs) != world:
+            raise HelixError(f"checkpoint was written by {len(rngs)} processes, resuming with {world}",
+                             path=str(rd / LAST))
+        torch.set_rng_state(rngs[rank])
+    else:
+        torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
+    return Setup(cfg, splits, task, model, optimizer, state, info)
+
+
+def write_records(rd: Path, state: TrainerState) -> None:
+    """metrics.jsonl and trace.jsonl from the state (before the checkpoint: it is the commit point)."""
+    write_jsonl(rd / METRICS, state.history)
+    write_jsonl(rd / TRACE, state.trace)
+
+
+def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) -> None:
+    """Epochs of steps, validation, early stopping, checkpoints."""
+    cfg, task, model, optimizer, state = s.cfg, s.task, s.model, s.optimizer, s.state
+    t = cfg.train
+    train, valid = s.splits["train"], s.splits["valid"]
+    assert train is not None
+    monitor = s.info["monitor"]
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
+    total_steps = steps_per_epoch * t.epochs
+
+    def save_last() -> None:
+        rngs = gather_rng(world)
+        if rank == 0:
+            save_training_state(rd / LAST, model, optimizer, rngs, state)
+
+    while not state.done and state.epoch < t.epochs:
+        epoch = state.epoch
+        if isinstance(train, GenomeWindows):
+            train.draw(epoch)  # new genome positions every epoch
+        net.train()
+        bar = progress_bar(t.progress and rank == 0, total=steps_per_epoch, initial=state.batch,
+                           desc=f"epoch {epoch + 1}/{t.epochs}")
+        t0, seen = time.perf_counter(), 0
+        for b, idx in train_batches(train, batch_size=t.batch_size, seed=t.seed, epoch=epoch, start=state.batch,
+                                    rank=rank, world=world):
+            x, y = load_batch(train, idx)
+            strand = None
+            if t.rc_augment:
+                x, strand = rc_augment(x, t.seed, epoch, b)
+                strand = strand.to(device)
+            x = x.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac)
+            with autocast(device, t.amp):
+                key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
+                loss, _ = task.step(net, x, y, key=key, reverse=strand)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            optimizer.step()
+            state.batch, state.step = b + 1, state.step + 1
+            state.record_loss(float(loss.detach()), steps_per_epoch)
+            seen += len(idx) * world
+            bar.update(1)
+            if bar.n % 10 == 0:
+                bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}",
+                                seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < steps_per_epoch:
+                state.train_seconds += time.perf_counter() - t0
+                state.seqs_seen += seen
+                t0, seen = time.perf_counter(), 0
+                save_last()
+        bar.close()
+        state.train_seconds += time.perf_counter() - t0
+        state.seqs_seen += seen
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
+                                  "train_loss": state.loss_sum / max(state.loss_n, 1),
+                                  "train_seconds": round(state.train_seconds, 2)}
+        improved = True
+        if valid is not None:
+            metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
+                                        rc_average=t.rc_average, amp=t.amp)
+            record.update({f"valid_{k}": v for k, v in metrics.items()})
+            improved = is_better(metrics[monitor], state.best, monitor)
+            state.bad_epochs = 0 if improved else state.bad_epochs + 1
+            if improved:
+                state.best = metrics[monitor]
+        if improved:
+            state.best_epoch = epoch + 1
+            if rank == 0:
+                save_weights(model, rd / BEST, {"epoch": epoch + 1, monitor: state.best})
+        state.history.append(record)
+        state.epoch, state.batch, state.loss_sum, state.loss_n = epoch + 1, 0, 0.0, 0
+        state.done = bool(t.patience and state.bad_epochs >= t.patience)
+        if rank == 0:  # the records first: the checkpoint is the commit point of the epoch
+            write_records(rd, state)
+        save_last()
