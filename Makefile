@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-BENCHES := bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants
+BENCHES := bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants \
+	bench-reproduce
 
 .PHONY: install demo test $(BENCHES) promoter-data clean
 
@@ -22,6 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/helixlab demo --out demo_out
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo --no-cache   # the one-way layers of pyproject.toml
 	$(PY) -m pytest -q
 
 HELIXLAB_DATA ?= ../shared/data

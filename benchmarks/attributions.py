@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
-from helixlab.paths import data_root
 from helixlab.config import load_config  # noqa: E402
+from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
 
 RUN = ROOT / "benchmarks" / "work" / "runs" / "prom_300_all" / "cnn" / "seed0"

@@ -56,13 +56,14 @@ def summary_table(records: list[dict[str, Any]], group: Sequence[str], columns: 
 def machine_line(env: dict[str, Any]) -> str:
     """The provenance line of a summary, from a record's environment fields."""
     threads = f" ({env['threads']} torch threads)" if env.get("threads") else ""
-    return (f"Machine: {env['machine']}, {env['cpus']} CPUs{threads}, no GPU; torch {env['torch']}; "
+    cpu = f" ({env['cpu_model']})" if env.get("cpu_model") else ""
+    return (f"Machine: {env['machine']}{cpu}, {env['cpus']} CPUs{threads}, no GPU; torch {env['torch']}; "
             f"commit {env['commit']}.")
 
 
 def provenance(env: dict[str, Any]) -> dict[str, Any]:
     """The fields every benchmark record carries about where and how it was measured (`runs.environment()`)."""
-    return {"commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpus": env["cpus"],
+    return {"commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpu_model": env.get("cpu_model"), "cpus": env["cpus"],
             "threads": env["torch_threads"], "command": env["command"]}
 
 

@@ -23,16 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (RESULTS, append_record, averages, load_records, provenance, run_script,  # noqa: E402
-                    summary_table, write_report)
+from common import RESULTS, append_record, averages, load_records, provenance, run_script, summary_table, write_report  # noqa: E402
 
-from helixlab.paths import data_root
-from helixlab.config import load_config  # noqa: E402
 from helixlab.apply.dream import DreamTest, predict_test  # noqa: E402
+from helixlab.config import load_config  # noqa: E402
+from helixlab.paths import data_root, write_json  # noqa: E402
+from helixlab.run.loaded import load_run  # noqa: E402
+from helixlab.run.records import environment  # noqa: E402
 from helixlab.train import fit  # noqa: E402
-from helixlab.run.records import environment
-from helixlab.run.loaded import load_run
-from helixlab.paths import write_json  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "dream"
 PRETRAINED = ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19"  # from benchmarks/transformer.py

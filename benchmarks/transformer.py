@@ -27,8 +27,8 @@ from common import (RESULTS, append_record, averages, fit_and_record, load_recor
 from promoter import WORK, prepared  # noqa: E402
 
 from helixlab.config import load_config  # noqa: E402
-from helixlab.train import fit  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
+from helixlab.train import fit  # noqa: E402
 
 PRETRAIN = "configs/pretrain_6mer_hg19.toml"
 S1_1, S1_2 = "configs/s1_dnabert_1linear.toml", "configs/s1_dnabert_2linear.toml"

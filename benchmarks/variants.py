@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
 
-from helixlab.paths import data_root
 from helixlab.config import load_config  # noqa: E402
+from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "variants"
@@ -70,8 +70,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = ap.parse_args()
     import helixlab
-    from helixlab.tasks.metrics import pearson, spearman
     from helixlab.apply.variants import read_variants, score_variants
+    from helixlab.tasks.metrics import pearson, spearman
 
     env = environment()
     sets, seqs, expr, split = pair_sets()

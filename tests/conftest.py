@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helixlab.seq import alphabet
 from helixlab.paths import data_root
+from helixlab.seq import alphabet
 
 MOTIF = "TATAAAGG"
 

@@ -3,9 +3,9 @@ import sys
 
 import numpy as np
 
-from helixlab.seq import alphabet
 from helixlab.cli import main
 from helixlab.demo import ELEMENTS, TSS, synthetic_promoters
+from helixlab.seq import alphabet
 
 
 def test_python_dash_m_and_help():

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from helixlab.seq import alphabet
 from helixlab.cli import main
 from helixlab.config import config_from_dict, load_config, to_toml
-from helixlab.errors import HelixError
 from helixlab.data.genome import CentreWindows, clean, context_counts, n_runs, parse_regions
-from helixlab.tasks.metrics import ContextMetrics
+from helixlab.data.shards import Shard, prepare
+from helixlab.errors import HelixError
 from helixlab.models import build_model
 from helixlab.run.loaded import load_run
-from helixlab.data.shards import Shard, prepare
+from helixlab.seq import alphabet
+from helixlab.tasks.metrics import ContextMetrics
 from tests.conftest import kill_and_resume, tiny_config
 
 LENGTH = 60_000

@@ -4,30 +4,30 @@ the strand channel, two-stage training and the official scorer."""
 from __future__ import annotations
 
 import gzip
-import re
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from helixlab.seq import alphabet
-from helixlab.config import config_from_dict
-from helixlab.paths import data_root
-from helixlab.data.splits import per_bin_rows
-from helixlab.data.batches import rc_augment
 from helixlab.apply.dream import WEIGHTS, DreamTest, weighted
-from helixlab.train import fit
-from helixlab.models.base import model_outputs
-from helixlab.errors import HelixError
+from helixlab.config import config_from_dict
+from helixlab.data.batches import rc_augment
 from helixlab.data.formats import read_dream
-from helixlab.tasks.metrics import pearson
-from helixlab.models import build_model
-from helixlab.run.loaded import load_run
 from helixlab.data.shards import Shard, prepare
-from helixlab.tasks import TaskConfig, make_task
+from helixlab.data.splits import per_bin_rows
+from helixlab.errors import HelixError
+from helixlab.models import build_model
+from helixlab.models.base import model_outputs
+from helixlab.paths import data_root
+from helixlab.run.loaded import load_run
+from helixlab.seq import alphabet
 from helixlab.seq.transforms import PLASMID_CONTEXT, SeqOptions
+from helixlab.tasks import TaskConfig, make_task
+from helixlab.tasks.metrics import pearson
+from helixlab.train import fit
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 

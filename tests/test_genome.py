@@ -7,9 +7,9 @@ import gzip
 import numpy as np
 import pytest
 
-from helixlab.errors import HelixError
 from helixlab.data.genome import GenomeWindows, parse_regions
 from helixlab.data.shards import Shard, prepare
+from helixlab.errors import HelixError
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from helixlab.tasks.metrics import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, auroc, average_precision, spearman)
+from helixlab.tasks.metrics import (BinaryMetrics, MulticlassMetrics, RegressionMetrics, auroc, average_precision,
+                                    spearman)
 
 
 def test_auroc_hand_computed_with_ties():

@@ -50,8 +50,8 @@ def test_negatives_cli_writes_balanced_csv(tmp_path, capsys):
 
 
 def test_motif_hits_respects_iupac_and_offsets():
-    from helixlab.seq import alphabet
     from helixlab.data.negatives import motif_hits
+    from helixlab.seq import alphabet
 
     w = np.stack([alphabet.encode("CCTATAAACC"), alphabet.encode("CCCTATTAAC"), alphabet.encode("TATAAACCCC")])
     assert motif_hits(w, "TATAWA", 2, 3).tolist() == [True, False, False]

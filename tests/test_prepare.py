@@ -3,10 +3,10 @@ import json
 
 import numpy as np
 
-from helixlab.seq import alphabet
 from helixlab.cli import main
 from helixlab.data.batches import epoch_order, train_batches
 from helixlab.data.shards import Shard, prepare
+from helixlab.seq import alphabet
 
 
 def test_fixed_length_table_round_trip(tmp_path):

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from helixlab.seq import alphabet
 from helixlab.config import config_from_dict
+from helixlab.seq import alphabet
 from helixlab.train import fit
 from tests.conftest import write_csv
 

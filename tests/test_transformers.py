@@ -12,13 +12,12 @@ import torch
 
 from helixlab.cli import main
 from helixlab.config import config_from_dict
-from helixlab.train import fit
 from helixlab.errors import HelixError
 from helixlab.models import build_model
-from helixlab.tasks import mask_tokens
-from helixlab.seq.tokenizers import SPECIALS, Tokenizer
 from helixlab.seq.alphabet import all_kmers
-
+from helixlab.seq.tokenizers import SPECIALS, Tokenizer
+from helixlab.tasks import mask_tokens
+from helixlab.train import fit
 from tests.conftest import motif_rows, write_csv
 
 TINY = {"size": "tiny", "hidden": 32, "heads": 2, "intermediate": 64, "layers": 2, "max_tokens": 64}

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import helixlab
-from helixlab.seq import alphabet
-from helixlab.interpret.attributions import METHODS, attribute, position_scores
 from helixlab.cli import main
 from helixlab.config import config_from_dict
-from helixlab.train import fit
 from helixlab.errors import HelixError
+from helixlab.interpret.attributions import METHODS, attribute, position_scores
+from helixlab.seq import alphabet
+from helixlab.train import fit
 from tests.conftest import MOTIF, tiny_config
 
 

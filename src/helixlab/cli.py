@@ -165,7 +165,8 @@ def dream_score(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """The official DREAM 2022 weighted Pearson and Spearman scores on the MAUDE test set, with every part."""
-    from helixlab.apply.dream import dream_score as score, format_score
+    from helixlab.apply.dream import dream_score as score
+    from helixlab.apply.dream import format_score
     from helixlab.models.base import resolve_device
 
     result = score(source, data_dir, rows=rows, snv=snv, device=str(resolve_device(device)))
@@ -223,8 +224,8 @@ def predict_cmd(
     attention_layer: Annotated[int, typer.Option(help="which layer's attention (-1 = last)")] = -1,
 ) -> None:
     """Predict every record of a FASTA or table with a trained run."""
-    from helixlab.models.base import resolve_device
     from helixlab.apply.predict import predict_file
+    from helixlab.models.base import resolve_device
     from helixlab.run.loaded import load_run
 
     dev = str(resolve_device(device))
@@ -315,8 +316,8 @@ def ablate_flanks_cmd(
 ) -> None:
     """Perturb bands of the flanks at increasing distance from the centre, one side at a time, and
     report the loss increase per band (table, JSON and plot)."""
-    from helixlab.models.base import resolve_device
     from helixlab.interpret.ablation import ablate_flanks, split_inputs, write_ablation
+    from helixlab.models.base import resolve_device
     from helixlab.run.loaded import load_run
 
     dev = str(resolve_device(device))

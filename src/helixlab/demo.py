@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from helixlab.seq import alphabet
-from helixlab.paths import atomic_path
-from helixlab.data.negatives import chunk_shuffle
 from helixlab.config import config_from_dict
+from helixlab.data.negatives import chunk_shuffle
+from helixlab.paths import atomic_path
+from helixlab.seq import alphabet
 from helixlab.train import fit
 
 LENGTH = 300

@@ -133,7 +133,8 @@ def read_jsonl(path: str | os.PathLike[str], what: str = "JSON-lines file") -> l
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise HelixError(f"{what} has a malformed record ({exc.msg})", path=str(p), record=f"line {lineno}") from None
+            raise HelixError(f"{what} has a malformed record ({exc.msg})", path=str(p),
+                             record=f"line {lineno}") from None
     return rows
 
 

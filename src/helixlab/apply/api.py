@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from helixlab.seq import alphabet
-from helixlab.errors import HelixError
-from helixlab.paths import write_npy
-from helixlab.models.base import resolve_device
-from helixlab.data.formats import Chunk, read_records
 from helixlab.apply.predict import check_predictable, embed, encode_records, output_names, predict
+from helixlab.data.formats import Chunk, read_records
+from helixlab.errors import HelixError
+from helixlab.models.base import resolve_device
+from helixlab.paths import write_npy
 from helixlab.run.loaded import LoadedRun, load_run
+from helixlab.seq import alphabet
 
 Inputs = str | os.PathLike[str] | np.ndarray | Sequence[str] | Sequence[np.ndarray]
 

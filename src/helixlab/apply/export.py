@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from helixlab.apply.predict import check_predictable, output_names, predict
 from helixlab.errors import HelixError
 from helixlab.models.base import call
 from helixlab.models.bert import Bert
 from helixlab.models.fused import Fused
-from helixlab.apply.predict import check_predictable, output_names, predict
 from helixlab.run.loaded import LoadedRun
 
 FORMATS = ("onnx",)

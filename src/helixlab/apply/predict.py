@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from helixlab.seq import alphabet
+from helixlab.data.formats import Chunk, read_records
+from helixlab.data.shards import encode_chunk
+from helixlab.errors import HelixError
 from helixlab.models.base import autocast, model_outputs
 from helixlab.models.bert import Bert
-from helixlab.errors import HelixError
-from helixlab.progress import progress_bar
-from helixlab.data.formats import Chunk, read_records
 from helixlab.paths import atomic_path
+from helixlab.progress import progress_bar
 from helixlab.run.loaded import LoadedRun
-from helixlab.data.shards import encode_chunk
+from helixlab.seq import alphabet
 
 
 @contextlib.contextmanager

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from helixlab.data.formats import open_text, read_records
 from helixlab.errors import HelixError
 from helixlab.paths import atomic_path
-from helixlab.data.formats import read_records
-from helixlab.data.formats import open_text
 
 BASES = set("ACGTN")
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from helixlab.seq.alphabet import N_CODE
+from helixlab.data.shards import Shard
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
-from helixlab.data.shards import Shard
+from helixlab.seq.alphabet import N_CODE
 
 _REGION = re.compile(r"^(?P<name>[^:]+)(?::(?P<start>[\d,_]+)-(?P<end>[\d,_]+))?$")
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from helixlab.seq import alphabet
-from helixlab.errors import HelixError
-from helixlab.paths import atomic_path
 from helixlab.data.formats import read_records
 from helixlab.data.shards import encode_chunk
-
+from helixlab.errors import HelixError
+from helixlab.paths import atomic_path
+from helixlab.seq import alphabet
 
 MODES = ("shuffle", "random")
 

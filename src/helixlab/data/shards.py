@@ -25,13 +25,11 @@ from typing import Literal
 
 import numpy as np
 
-from helixlab.seq import alphabet
+from helixlab.data.formats import Chunk, Format, detect_format, label_names, read_records
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
-from helixlab.data.formats import Chunk, Format, read_records
+from helixlab.seq import alphabet
 from helixlab.seq.transforms import SeqOptions
-from helixlab.data.formats import label_names
-from helixlab.data.formats import detect_format
 
 LengthMode = Literal["auto", "fixed", "variable"]
 FORMAT_VERSION = 1

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from helixlab.apply.predict import predict
+from helixlab.data.splits import open_split
 from helixlab.errors import HelixError
 from helixlab.paths import write_json, write_text
-from helixlab.apply.predict import predict
-from helixlab.run.loaded import LoadedRun
 from helixlab.progress import progress_bar
+from helixlab.run.loaded import LoadedRun
 from helixlab.run.report import pyplot, save_figure
-from helixlab.data.splits import open_split
 
 MODES = ("shuffle", "random")
 

@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from helixlab.seq.alphabet import BASES, N_CODE, one_hot
 from helixlab.apply.api import load
-from helixlab.errors import HelixError
-from helixlab.paths import write_npz
 from helixlab.apply.predict import check_predictable, inference
+from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel, call, unwrap
+from helixlab.paths import write_npz
 from helixlab.progress import progress_bar
 from helixlab.run.report import pyplot, save_figure
+from helixlab.seq.alphabet import BASES, N_CODE, one_hot
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:

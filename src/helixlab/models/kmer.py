@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
-
-import numpy as np
 
 from helixlab.models.base import SequenceModel
 from helixlab.models.registry import register

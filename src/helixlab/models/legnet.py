@@ -98,7 +98,8 @@ class LegNet(SequenceModel):
         h = one_hot(x)
         if self.reads_strand:
             # (new_zeros of x.shape[0] keeps the batch size dynamic when the model is traced for ONNX)
-            flag = x.new_zeros(x.shape[0], dtype=torch.float32) if strand is None else strand.to(x.device, torch.float32)
+            flag = x.new_zeros(x.shape[0], dtype=torch.float32) if strand is None else strand.to(x.device,
+                                                                                                  torch.float32)
             h = torch.cat([h, flag[:, None, None].expand(-1, 1, h.shape[-1])], 1)
         return self.stages(self.stem(h)).mean(-1)
 

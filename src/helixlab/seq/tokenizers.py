@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from helixlab.errors import HelixError
 from helixlab.paths import atomic_path
 from helixlab.seq import alphabet
 from helixlab.seq.alphabet import all_kmers, kmer_ids
-from helixlab.errors import HelixError
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 KINDS = ("nucleotide", "kmer", "window", "subword")

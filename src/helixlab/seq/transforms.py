@@ -13,10 +13,11 @@ around the insert (upstream first), the way LegNet fed it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
 import numpy as np
 
-from helixlab.seq import alphabet
 from helixlab.errors import HelixError
+from helixlab.seq import alphabet
 
 # The pTpA vector around a whole 110 bp DREAM sequence (which carries the constant 17 bp 5' and 13 bp
 # 3' flanks itself): the bases just upstream of its first base and just downstream of its last.

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from helixlab.errors import HelixError
 from helixlab.models.base import call, model_outputs, unwrap
 from helixlab.models.bert import MaskedTokens
-from helixlab.tasks.metrics import (BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics)
+from helixlab.tasks.metrics import BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
 
 # Metric name -> True when larger is better.
 HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True, "f1": True, "macro_f1": True,

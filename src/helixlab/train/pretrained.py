@@ -36,7 +36,7 @@ HF_KEYS = ("vocab_size", "num_hidden_layers", "hidden_size", "num_attention_head
 def _run_model(run: Path) -> dict[str, Any]:
     """The [model] section (name, params) a helixlab run recorded."""
     model = read_json_object(run / CONFIG, "run config").get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("params"), dict):
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("params"), dict)):
         raise HelixError("run config has no [model] section with a name and params", path=str(run / CONFIG),
                          record="model")
     return model
