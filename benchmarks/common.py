@@ -62,9 +62,10 @@ def machine_line(env: dict[str, Any]) -> str:
 
 
 def provenance(env: dict[str, Any]) -> dict[str, Any]:
-    """The fields every benchmark record carries about where and how it was measured (`runs.environment()`)."""
-    return {"commit": env["commit"], "torch": env["torch"], "machine": env["processor"], "cpu_model": env.get("cpu_model"), "cpus": env["cpus"],
-            "threads": env["torch_threads"], "command": env["command"]}
+    """The fields every benchmark record carries about where and how it was measured (`environment()`)."""
+    return {"commit": env["commit"], "torch": env["torch"], "machine": env["processor"],
+            "cpu_model": env.get("cpu_model"), "cpus": env["cpus"], "threads": env["torch_threads"],
+            "command": env["command"]}
 
 
 def write_report(path: Path, title: str, intro: str, env: dict[str, Any], body: Sequence[str]) -> str:

@@ -3,7 +3,7 @@ commit (default: the last commit before the package was grouped by capability), 
 compare every test metric to the last digit. Results to benchmarks/results/reproduce.{json,md};
 resumable (a finished run is skipped; an interrupted one resumes from its checkpoint).
 
-    .venv/bin/python benchmarks/reproduce.py                    # promoter cnn seed 0 on prom_core_all, DREAM legnet seed 0
+    .venv/bin/python benchmarks/reproduce.py        # promoter cnn seed 0 on prom_core_all, DREAM legnet seed 0
     .venv/bin/python benchmarks/reproduce.py --baseline REV --checks promoter
 
 Each run trains exactly as its benchmark does (same recipe, overrides and data). The baseline runs the

@@ -40,6 +40,8 @@ def prepare(
     length: Annotated[str, typer.Option(help="auto, fixed (ragged lengths are an error) or variable")] = "auto",
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n to read them as N")] = "error",
     keep_mask: Annotated[bool, typer.Option(help="keep the lowercase (soft-mask) bit")] = False,
+    unlabelled: Annotated[bool, typer.Option(help="tables without a label column are meant so (sequences for "
+                                                  "pretraining or prediction); otherwise that is an error")] = False,
     where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
                                                       "e.g. dev_split=train")] = None,
     drop_n: Annotated[bool, typer.Option(help="drop records containing N")] = False,
@@ -68,7 +70,7 @@ def prepare(
                          pad_to=pad_to, pad_context=context)  # type: ignore[arg-type]
     path = run_prepare([str(p) for p in inputs], out, fmt=fmt, seq_col=seq_col, label_cols=label_col,  # type: ignore[arg-type]
                        id_col=id_col, length=length, iupac=iupac, keep_mask=keep_mask,  # type: ignore[arg-type]
-                       where=where, options=options)
+                       where=where, options=options, require_labels=not unlabelled)
     meta = Shard.open(path).meta
     dropped = f", {meta['dropped']:,} dropped by the filters" if meta.get("dropped") else ""
     typer.echo(f"wrote {meta['records']:,} records ({meta['min_length']}-{meta['max_length']} bp, labels "

@@ -17,6 +17,7 @@ from typing import Any
 
 from helixlab.data.splits import DataConfig
 from helixlab.errors import HelixError
+from helixlab.fields import check_fields
 from helixlab.models import model_config
 from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig, context_target
 
@@ -99,6 +100,7 @@ def _build(cls: type, values: dict[str, Any], where: str, source: str) -> Any:
             kwargs[key] = _build(sub, value, f"{where}.{key}" if where else key, source)  # type: ignore[arg-type]
         else:
             kwargs[key] = value
+    check_fields(cls, kwargs, where, source)
     return cls(**kwargs)
 
 
@@ -138,10 +140,17 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None
         p = Path(path)
         if not p.exists():
             raise HelixError("config file not found", path=source)
+        if not p.is_file():
+            raise HelixError("expected a config file, found a directory", path=source)
         try:
-            values = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+            text = p.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the recipe
+            values = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except UnicodeDecodeError:
+            raise HelixError("config is not UTF-8 text (a TOML recipe or JSON)", path=source) from None
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise HelixError(f"cannot parse config: {exc}", path=source) from None
+        if not isinstance(values, dict):
+            raise HelixError(f"a config must be a table of sections, got {type(values).__name__}", path=source)
     values = apply_overrides(values, overrides or [])
     cfg = config_from_dict(values, source)
     return cfg

@@ -13,6 +13,8 @@ class HelixError(Exception):
             if record is not None:
                 where += f", {record}"
             where += ": "
+        elif record is not None and record not in message:
+            where = f"{record}: "
         super().__init__(where + message)
         self.message = message
         self.path = path

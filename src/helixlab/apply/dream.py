@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from helixlab.apply.predict import model_inputs, predict
+from helixlab.data.formats import open_text
 from helixlab.errors import HelixError
 from helixlab.paths import data_root
 from helixlab.run.loaded import load_run
@@ -63,9 +64,20 @@ class DreamTest:
 
     @classmethod
     def load(cls, data_dir: str | Path, snv: str = "hamming1") -> DreamTest:
+        """The official test set and its subsets and pairs, from the DREAM 2022 data directory."""
         import pandas as pd
 
-        d = Path(data_dir)
+        try:
+            return cls._load(Path(data_dir), snv)
+        except (OSError, KeyError, ValueError, json.JSONDecodeError, pd.errors.ParserError,
+                pd.errors.EmptyDataError) as exc:
+            raise HelixError(f"cannot read the DREAM 2022 files ({type(exc).__name__}: {exc})",
+                             path=str(data_dir)) from None
+
+    @classmethod
+    def _load(cls, d: Path, snv: str) -> DreamTest:
+        import pandas as pd
+
         test = d / TEST_FILE
         if not test.exists():
             raise HelixError(f"no DREAM test set here (expected {TEST_FILE})", path=str(d))
@@ -154,17 +166,27 @@ def read_predictions(path: str | Path, n: int) -> np.ndarray:
     """A `helixlab predict` CSV (id = test idx, prediction) -> (n,) array indexed by idx, NaN where absent."""
     import pandas as pd
 
-    table = pd.read_csv(path)
+    with open_text(path) as fh:
+        try:
+            table = pd.read_csv(fh, dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise HelixError(f"malformed predictions table ({' '.join(str(exc).split())})", path=str(path)) from None
+    table.columns = [str(c).strip() for c in table.columns]
     if "id" not in table.columns or "prediction" not in table.columns:
         raise HelixError(f"expected columns id,prediction; got {list(table.columns)}", path=str(path), record="line 1")
-    ids = pd.to_numeric(table["id"], errors="coerce").to_numpy()
+    values = pd.to_numeric(table["prediction"].str.strip(), errors="coerce").to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise HelixError(f"prediction {table['prediction'].iloc[i]!r} is not a finite number", path=str(path),
+                         record=f"line {i + 2}")
+    ids = pd.to_numeric(table["id"].str.strip(), errors="coerce").to_numpy()
     bad = ~np.isfinite(ids) | (ids < 0) | (ids >= n) | (ids != np.round(ids))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise HelixError(f"id {table['id'].iloc[i]!r} is not a test idx 0..{n - 1}", path=str(path),
                          record=f"line {i + 2}")
     out = np.full(n, np.nan)
-    out[ids.astype(np.int64)] = table["prediction"].to_numpy(np.float64)
+    out[ids.astype(np.int64)] = values
     return out
 
 

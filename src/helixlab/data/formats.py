@@ -64,8 +64,13 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
                      "(optionally .gz), or pass the format explicitly", path=str(path))
 
 
-def open_text(path: str | os.PathLike[str]) -> IO[str]:
-    """Open a text file, gunzipping when it ends in .gz; missing or empty files are errors."""
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # (UTF-32 little-endian starts like UTF-16 little-endian)
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a file for reading bytes, gunzipping .gz, after a UTF-8 byte-order mark if there is one.
+    Missing or empty files and UTF-16/32 text (which no reader here can parse) are errors naming the file."""
     p = Path(path)
     if not p.exists():
         raise HelixError("file not found", path=str(p))
@@ -73,9 +78,20 @@ def open_text(path: str | os.PathLike[str]) -> IO[str]:
         raise HelixError("expected a file, found a directory", path=str(p))
     if p.stat().st_size == 0:
         raise HelixError("file is empty", path=str(p))
-    if p.name.endswith(".gz"):
-        return io.TextIOWrapper(_CheckedGzip(p), encoding="ascii", errors="replace", newline="")
-    return open(p, encoding="ascii", errors="replace", newline="")
+    fh: IO[bytes] = _CheckedGzip(p) if p.name.endswith(".gz") else open(p, "rb")
+    head = fh.peek(4)[:4]  # type: ignore[attr-defined]
+    if head.startswith(UTF8_BOM):
+        fh.read(len(UTF8_BOM))
+    elif head[:2] in UTF16_BOMS:
+        fh.close()
+        raise HelixError("file is UTF-16 or UTF-32 text; save it as UTF-8 (or ASCII) text", path=str(p))
+    return fh
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """`open_binary` as text; bytes outside ASCII become U+FFFD, which every reader reports as a bad
+    character on its line."""
+    return io.TextIOWrapper(open_binary(path), encoding="ascii", errors="replace", newline="")
 
 
 class _CheckedGzip(gzip.GzipFile):
@@ -94,6 +110,12 @@ class _CheckedGzip(gzip.GzipFile):
     def read1(self, size: int = -1) -> bytes:
         try:
             return super().read1(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise HelixError(f"gzip stream is truncated or corrupt ({exc})", path=self._path) from None
+
+    def peek(self, n: int) -> bytes:
+        try:
+            return super().peek(n)
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
             raise HelixError(f"gzip stream is truncated or corrupt ({exc})", path=self._path) from None
 
@@ -182,8 +204,9 @@ def read_table(
             first = True
             row0 = 0
             for frame in reader:
+                frame.columns = [str(c).strip() for c in frame.columns]  # 'sequence , label ' names them too
                 if first:
-                    columns = [str(c) for c in frame.columns]
+                    columns = list(frame.columns)
                     scol = _pick(columns, seq_col, SEQ_COLUMNS, "sequence", path)
                     if scol is None:
                         raise HelixError(f"no sequence column (looked for {list(SEQ_COLUMNS)}); columns are "
@@ -195,7 +218,9 @@ def read_table(
                         lcols = [found] if found else []
                     if require_labels and not lcols:
                         raise HelixError(f"no label column (looked for {list(LABEL_COLUMNS)}); columns are "
-                                         f"{columns}", path=path, record="line 1")
+                                         f"{columns}: name one with --label-col (data.label_cols in a recipe), or "
+                                         "prepare with --unlabelled for sequences without labels", path=path,
+                                         record="line 1")
                     icol = _pick(columns, id_col, ID_COLUMNS, "id", path)
                     if where_col is not None:
                         _pick(columns, where_col, (), "selection", path)
@@ -210,8 +235,8 @@ def read_table(
                     frame, lines, n = frame[sel], lines[sel], int(sel.sum())
                     if n == 0:
                         continue
-                seq_series = frame[scol]
-                missing = seq_series.isna().to_numpy()
+                seq_series = frame[scol].str.strip()  # trailing spaces are not bases
+                missing = (seq_series.isna() | (seq_series == "")).to_numpy()
                 if missing.any():
                     i = int(np.flatnonzero(missing)[0])
                     raise HelixError(f"missing sequence in column {scol!r}", path=path, record=f"line {lines[i]}")
@@ -219,7 +244,7 @@ def read_table(
                 if lcols:
                     labels = np.empty((n, len(lcols)), dtype=np.float64)
                     for j, c in enumerate(lcols):
-                        values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+                        values = pd.to_numeric(frame[c].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
                         bad = ~np.isfinite(values)
                         if bad.any():
                             i = int(np.flatnonzero(bad)[0])
@@ -234,7 +259,7 @@ def read_table(
         except pd.errors.EmptyDataError:
             raise HelixError("file has no header and no records", path=path) from None
         except pd.errors.ParserError as exc:
-            raise HelixError(f"malformed table ({exc})", path=path) from None
+            raise HelixError(f"malformed table ({' '.join(str(exc).split())})", path=path) from None
 
 
 def parse_where(where: str | None, path: str) -> tuple[str | None, str | None]:
@@ -245,13 +270,6 @@ def parse_where(where: str | None, path: str) -> tuple[str | None, str | None]:
     if not sep or not col.strip():
         raise HelixError(f"row selection must be 'column=value', got {where!r}", path=path)
     return col.strip(), value.strip()
-
-
-def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open a file for reading bytes, gunzipping .gz; missing or empty files are errors."""
-    p = Path(path)
-    open_text(p).close()  # the same checks and messages
-    return _CheckedGzip(p) if p.name.endswith(".gz") else open(p, "rb")
 
 
 def read_dream(path: str | os.PathLike[str], *, require_labels: bool = False, block_bytes: int = 1 << 23,
@@ -318,6 +336,11 @@ def _parse_dream_block(body: bytes, path: str, line0: int, labelled: bool | None
     starts = np.concatenate([[0], ends[:-1] + 1])
     lines = np.arange(line0, line0 + len(ends))
     ends = ends - ((ends > starts) & (a[np.maximum(ends - 1, 0)] == 13))  # CRLF
+    while True:  # trailing spaces (rare: usually no pass at all)
+        space = (ends > starts) & (a[np.maximum(ends - 1, 0)] == 32)
+        if not space.any():
+            break
+        ends = ends - space
     rows = ends > starts  # blank lines are skipped
     starts, ends, lines = starts[rows], ends[rows], lines[rows]
     n_lines = len(rows)
@@ -418,6 +441,6 @@ def label_names(path: str | os.PathLike[str], fmt: Format = "auto", label_cols: 
             first = next((line for line in fh if line.strip()), "")
         return ["expression"] if "\t" in first else []
     with open_text(path) as fh:
-        header = fh.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")
+        header = [c.strip() for c in fh.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")]
     found = next((c for c in LABEL_COLUMNS if c in header), None)
     return [found] if found else []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from helixlab.errors import HelixError
+from helixlab.fields import check_fields
 from helixlab.models.base import SequenceModel
 
 
@@ -57,6 +58,7 @@ def model_config(name: str, params: dict[str, Any], *, source: str = "config") -
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise HelixError(f"unknown parameter {key!r} for model {name!r}{hint}; valid: {', '.join(sorted(fields))}",
                              path=source, record=f"model.params.{key}")
+    check_fields(spec.config, params, "model.params", source)
     return spec.config(**params)
 
 

@@ -109,8 +109,9 @@ def _hf_encoder(p: Path, run_dir: Path) -> dict[str, Any]:
     if kmer_vocab is not None:
         tok = kmer_vocab
     elif (p / "tokenizer.json").exists():
-        tj = (p / "tokenizer.json").read_text()
-        model = json.loads(tj).get("model", {})
+        tokenizer = read_json_object(p / "tokenizer.json", "Hugging Face tokenizer")
+        tj = json.dumps(tokenizer)
+        model = tokenizer.get("model", {}) if isinstance(tokenizer.get("model"), dict) else {}
         vocab = [t for t, _ in sorted(model.get("vocab", {}).items(), key=lambda kv: kv[1])] \
             if isinstance(model.get("vocab"), dict) else []
         tok = Tokenizer("subword", vocab, subword_json=tj)
