@@ -116,3 +116,44 @@ def test_predict_rejects_wrong_length_and_leaves_no_output(tmp_path, motif_data,
     err = capsys.readouterr().err
     assert "q.fa, line 3" in err and "length 39" in err
     assert not out.exists()
+
+
+# the trainer state exactly as runs written before `TrainerState` existed stored it (a plain JSON dict);
+# the oldest runs had no training-loss trace yet
+OLD_STATE_KEYS = ("epoch", "batch", "step", "loss_sum", "loss_n", "best", "best_epoch", "bad_epochs", "done",
+                  "history", "train_seconds", "seqs_seen", "trace", "win_sum", "win_n")
+
+
+@pytest.mark.parametrize("keys", [OLD_STATE_KEYS, OLD_STATE_KEYS[:12]])
+def test_a_run_written_at_the_old_layout_loads_predicts_and_resumes(tmp_path, motif_data, monkeypatch, keys):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from helixlab.apply.api import load
+    from helixlab.train import loop
+
+    cfg = config_from_dict(tiny_config(motif_data, epochs=2, checkpoint_every=5), "test")
+    straight = fit(cfg, tmp_path / "straight")
+    real, saved = loop.save_training_state, []
+
+    def crash_after_second(*args, **kwargs):  # as a kill -9 after the second checkpoint (mid epoch 1)
+        real(*args, **kwargs)
+        saved.append(1)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_training_state", crash_after_second)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "old")
+    monkeypatch.undo()
+    last = tmp_path / "old" / "checkpoints" / "last.safetensors"
+    with safe_open(str(last), framework="pt") as fh:
+        tensors, meta = {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata())
+    state = json.loads(meta["trainer"])
+    assert set(state) == set(OLD_STATE_KEYS)  # the format is unchanged
+    meta["trainer"] = json.dumps({k: state[k] for k in keys})
+    save_file(tensors, str(last), metadata=meta)
+    resumed = fit(None, tmp_path / "old", resume=True)  # type: ignore[arg-type]
+    assert resumed["splits"] == straight["splits"]
+    probs = load(tmp_path / "old", device="cpu").predict(str(motif_data["test"]))
+    assert probs.shape == (160, 1) and ((probs >= 0) & (probs <= 1)).all()

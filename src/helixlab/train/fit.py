@@ -176,7 +176,7 @@ def stage2_config(cfg: RunConfig, stage1_dir: Path) -> RunConfig:
     task = cfg.task if cfg.task.bins else replace(cfg.task, loss=s2.loss, huber_delta=s2.huber_delta)
     # the splits stage 1 prepared (already selected, filtered and reshaped) are read as they are
     prepared = {split: str(stage1_dir / "data" / split) for split in ("train", "valid", "test")
-                if getattr(cfg.data, split) and (stage1_dir / "data" / split / "meta.json").exists()}
+                if cfg.data.files(split) and (stage1_dir / "data" / split / "meta.json").exists()}
     return replace(cfg, task=task,
                    data=replace(cfg.data, per_bin=s2.per_bin, bins=s2.bins, **prepared),
                    train=replace(cfg.train, epochs=s2.epochs, lr=s2.lr, patience=0,
