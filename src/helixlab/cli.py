@@ -268,15 +268,11 @@ def score_variants_cmd(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
 ) -> None:
     """Predicted effect (alt - ref) of every variant or sequence pair."""
-    from helixlab.apply.api import load
-    from helixlab.apply.variants import read_variants, score_variants, write_scores
+    from helixlab.apply.variants import score_variants_file
 
-    model = load(run_dir, device=device)
-    table = read_variants(variants, sequences)
-    ref, alt = score_variants(model, table, batch_size=batch_size, rc_average=rc_average)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_scores(out, table, model.output_names, ref, alt)
-    typer.echo(f"wrote {len(table.ids):,} variant effects to {out}")
+    n = score_variants_file(run_dir, variants, out, sequences=sequences, batch_size=batch_size, rc_average=rc_average,
+                            device=device)
+    typer.echo(f"wrote {n:,} variant effects to {out}")
 
 
 @app.command("export")
@@ -318,15 +314,11 @@ def ablate_flanks_cmd(
 ) -> None:
     """Perturb bands of the flanks at increasing distance from the centre, one side at a time, and
     report the loss increase per band (table, JSON and plot)."""
-    from helixlab.interpret.ablation import ablate_flanks, split_inputs, write_ablation
+    from helixlab.interpret.ablation import ablate_run
     from helixlab.models.base import resolve_device
-    from helixlab.run.loaded import load_run
 
-    dev = str(resolve_device(device))
-    run = load_run(run_dir, device=dev)
-    x, y = split_inputs(run, split, samples)
-    result = ablate_flanks(run, x, y, width=band, mode=mode, seed=seed, batch_size=batch_size, device=dev)
-    files = write_ablation(result, out or run_dir / "interpret", f"{run_dir.name} ({split})")
+    files = ablate_run(run_dir, split=split, samples=samples, width=band, mode=mode, seed=seed, batch_size=batch_size,
+                       device=str(resolve_device(device)), out=out)
     typer.echo(files[0].read_text().split("\n\n![")[0])
     typer.echo("wrote " + ", ".join(map(str, files)))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from helixlab.data.formats import open_text, read_records
+from helixlab.apply.api import load
 from helixlab.errors import HelixError
 from helixlab.paths import atomic_path
 
@@ -131,3 +132,16 @@ def write_scores(out: str | os.PathLike[str], variants: Variants, names: list[st
             for i, rid in enumerate(variants.ids):
                 w.writerow([rid, *(f"{v:.6g}" for j in range(len(names))
                                    for v in (ref[i, j], alt[i, j], alt[i, j] - ref[i, j]))])
+
+
+def score_variants_file(run_dir: str | os.PathLike[str], variants: str | os.PathLike[str],
+                        out: str | os.PathLike[str], *, sequences: str | os.PathLike[str] | None = None,
+                        batch_size: int = 512, rc_average: bool | None = None, device: str = "auto") -> int:
+    """`helixlab score-variants`: the effect (alt - ref) of every variant of a table, with a run's model,
+    written as a CSV (`write_scores`); returns how many."""
+    model = load(run_dir, device=device)
+    table = read_variants(variants, sequences)
+    ref, alt = score_variants(model, table, batch_size=batch_size, rc_average=rc_average)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_scores(out, table, model.output_names, ref, alt)
+    return len(table.ids)

@@ -18,7 +18,7 @@ from helixlab.data.splits import open_split
 from helixlab.errors import HelixError
 from helixlab.paths import write_json, write_text
 from helixlab.progress import progress_bar
-from helixlab.run.loaded import LoadedRun
+from helixlab.run.loaded import LoadedRun, load_run
 from helixlab.run.report import pyplot, save_figure
 
 MODES = ("shuffle", "random")
@@ -140,3 +140,15 @@ def split_inputs(run: LoadedRun, split: str, samples: int) -> tuple[np.ndarray, 
         raise HelixError(f"the {split} data of the run has no labels", path=str(run.run_dir))
     return data.codes(idx), np.asarray(data.labels[idx])
 
+
+
+def ablate_run(run_dir: str | Path, *, split: str = "test", samples: int = 20000, width: int = 10,
+               mode: str = "shuffle", seed: int = 0, batch_size: int = 1024, device: str = "cpu",
+               out: str | Path | None = None) -> list[Path]:
+    """`helixlab interpret ablate-flanks`: flank ablation on the first `samples` inputs of a split of the
+    run's own data, written to `out` (default RUN_DIR/interpret); returns the files (.md, .json, .png)."""
+    run = load_run(run_dir, device=device)
+    x, y = split_inputs(run, split, samples)
+    result = ablate_flanks(run, x, y, width=width, mode=mode, seed=seed, batch_size=batch_size, device=device)
+    return write_ablation(result, Path(out) if out is not None else run.run_dir / "interpret",
+                          f"{run.run_dir.name} ({split})")
