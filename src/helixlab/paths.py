@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from helixlab.errors import HelixError
 
 DATA_ENV = "HELIXLAB_DATA"
@@ -85,16 +87,12 @@ def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Non
 
 def write_npy(path: str | os.PathLike[str], array: Any) -> None:
     """One numpy array as .npy, whole or not at all."""
-    import numpy as np  # numpy is light, but the file-name layer needs it only here
-
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
 
 
 def write_npz(path: str | os.PathLike[str], *, compressed: bool = False, overwrite: bool = True, **arrays: Any) -> None:
     """Named numpy arrays as .npz, whole or not at all."""
-    import numpy as np
-
     with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from helixlab.errors import HelixError
 from helixlab.seq.alphabet import reverse_complement
+
+
+@dataclass
+class MaskedTokens:
+    """The target of a pretraining step (masked-language modelling): token ids (N, T) with some masked,
+    their attention mask (N, T) and labels (N, T): the original id where a token was chosen, else -100."""
+
+    ids: torch.Tensor
+    attention: torch.Tensor
+    labels: torch.Tensor
 
 
 class SequenceModel(nn.Module):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from helixlab.errors import HelixError
-from helixlab.models.base import SequenceModel
+from helixlab.models.base import MaskedTokens, SequenceModel
 from helixlab.models.layers import mlp
 from helixlab.models.registry import register
 from helixlab.paths import TOKENIZER_FILE
@@ -88,16 +88,6 @@ class MLMHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.transform(h) @ self.embeddings[0].weight.T + self.bias
-
-
-@dataclass
-class MaskedTokens:
-    """The input of a pretraining step: token ids (N, T) with some masked, their attention mask (N, T)
-    and labels (N, T): the original id where a token was chosen for prediction, else -100."""
-
-    ids: torch.Tensor
-    attention: torch.Tensor
-    labels: torch.Tensor
 
 
 @register("bert", BertConfig)

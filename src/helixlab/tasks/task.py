@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from helixlab.errors import HelixError
-from helixlab.models.base import call, model_outputs, unwrap
-from helixlab.models.bert import MaskedTokens
+from helixlab.models.base import MaskedTokens, call, model_outputs, unwrap
 from helixlab.tasks.metrics import BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
 
 # Metric name -> True when larger is better.
