@@ -83,3 +83,14 @@ def test_helixlab_modules_are_imported_at_the_top_of_modules():
                                                                              for a in node.names):
                 inside.setdefault(module, []).append(node.lineno)
     assert set(inside) <= set(DEFERRED_IMPORTS), {m: v for m, v in inside.items() if m not in DEFERRED_IMPORTS}
+
+
+def test_the_documented_paths_still_work():
+    import helixlab.engine
+    import helixlab.models
+    import helixlab.train
+
+    assert helixlab.engine.fit is helixlab.train.fit  # documented before the package was grouped
+    assert {"cnn", "gru", "cnn_gru", "window_gru", "cnn_lstm", "mlp", "kmer_linear", "bert", "legnet", "kmer_count",
+            "fused"} == set(helixlab.models.REGISTRY)
+    assert callable(helixlab.load)
