@@ -112,6 +112,7 @@ def test_a_table_without_a_label_column_says_so_unless_asked_for_unlabelled(tmp_
     ("model.params.channels", '"wide"', "model.params"),
     ("task.kind", "3", "task.kind"),
     ("train", "5", "train"),
+    ("model.name", '"kmer_count"', "model.name"),  # a genome-context model on a table task
 ])
 def test_recipe_values_of_the_wrong_type_name_the_key(tmp_path, motif_data, capsys, key, value, needle):
     from tests.test_bad_input import write_config

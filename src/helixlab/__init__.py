@@ -1,7 +1,7 @@
 """helixlab: train, evaluate, interpret and apply deep models of DNA sequence function.
 
     import helixlab
-    model = helixlab.load("runs/my_run")      # see helixlab.api
+    model = helixlab.load("runs/my_run")      # see helixlab.apply.api
     model.predict(["ACGT..."]); model.embed("sequences.fa")
 """
 
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 
 def load(run_dir: Any, *, device: str = "auto", checkpoint: str = "best") -> Any:
-    """A trained run as a `helixlab.api.Model` (predict, embed). Imported on first use so that
+    """A trained run as a `helixlab.apply.api.Model` (predict, embed). Imported on first use so that
     `import helixlab` stays light."""
     from helixlab.apply.api import load as _load
 

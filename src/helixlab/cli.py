@@ -40,8 +40,9 @@ def prepare(
     length: Annotated[str, typer.Option(help="auto, fixed (ragged lengths are an error) or variable")] = "auto",
     iupac: Annotated[str, typer.Option(help="IUPAC ambiguity codes: error, or n to read them as N")] = "error",
     keep_mask: Annotated[bool, typer.Option(help="keep the lowercase (soft-mask) bit")] = False,
-    unlabelled: Annotated[bool, typer.Option(help="tables without a label column are meant so (sequences for "
-                                                  "pretraining or prediction); otherwise that is an error")] = False,
+    unlabelled: Annotated[bool, typer.Option(help="tables without a label column (or DREAM-style lines without "
+                                                  "a value) hold sequences only, for pretraining or prediction; "
+                                                  "otherwise that is an error")] = False,
     where: Annotated[Optional[str], typer.Option(help="only the table rows with column=value, "
                                                       "e.g. dev_split=train")] = None,
     drop_n: Annotated[bool, typer.Option(help="drop records containing N")] = False,
@@ -169,9 +170,8 @@ def dream_score(
     """The official DREAM 2022 weighted Pearson and Spearman scores on the MAUDE test set, with every part."""
     from helixlab.apply.dream import dream_score as score
     from helixlab.apply.dream import format_score
-    from helixlab.models.base import resolve_device
 
-    result = score(source, data_dir, rows=rows, snv=snv, device=str(resolve_device(device)))
+    result = score(source, data_dir, rows=rows, snv=snv, device=device)
     typer.echo(format_score(result))
     if not result["complete"]:
         typer.echo(f"(partial: some parts have no scored members with rows={rows}; the score averages the others)")

@@ -227,6 +227,9 @@ def check_config(cfg: RunConfig, source: str) -> None:
         if s2.per_bin < 0 or s2.bins < 1 or s2.epochs < 1 or s2.loss not in ("huber", "mse"):
             raise HelixError("stage2 needs per_bin >= 0, bins >= 1, epochs >= 1 and loss huber or mse", path=source,
                              record="stage2")
+    if cfg.model.name in ("fused", "kmer_count") and cfg.task.kind != "context":
+        raise HelixError(f"model {cfg.model.name!r} predicts the centre base of genome windows: it needs the context "
+                         "task (task.kind = 'context', data.flank)", path=source, record="model.name")
     if cfg.task.kind == "mlm" and cfg.model.name != "bert":
         raise HelixError(f"masked-language-model pretraining needs a token model (bert), not {cfg.model.name!r}",
                          path=source, record="model.name")

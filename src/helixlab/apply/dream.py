@@ -29,6 +29,7 @@ import numpy as np
 from helixlab.apply.predict import model_inputs, predict
 from helixlab.data.formats import open_text
 from helixlab.errors import HelixError
+from helixlab.models.base import resolve_device
 from helixlab.paths import data_root
 from helixlab.run.loaded import load_run
 from helixlab.seq import alphabet
@@ -174,10 +175,13 @@ def read_predictions(path: str | Path, n: int) -> np.ndarray:
     table.columns = [str(c).strip() for c in table.columns]
     if "id" not in table.columns or "prediction" not in table.columns:
         raise HelixError(f"expected columns id,prediction; got {list(table.columns)}", path=str(path), record="line 1")
-    values = pd.to_numeric(table["prediction"].str.strip(), errors="coerce").to_numpy(np.float64)
-    if not np.isfinite(values).all():
-        i = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise HelixError(f"prediction {table['prediction'].iloc[i]!r} is not a finite number", path=str(path),
+    text = table["prediction"].str.strip()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    # blank or NaN: no prediction for that row (the score leaves it out); anything else must be a number
+    bad = np.isnan(values) & ~text.str.lower().isin(["", "nan"]).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HelixError(f"prediction {table['prediction'].iloc[i]!r} is not a number", path=str(path),
                          record=f"line {i + 2}")
     ids = pd.to_numeric(table["id"].str.strip(), errors="coerce").to_numpy()
     bad = ~np.isfinite(ids) | (ids < 0) | (ids >= n) | (ids != np.round(ids))
@@ -221,9 +225,9 @@ def predict_test(run: object, data_dir: str | Path, rows: np.ndarray, *, batch_s
 
 
 def dream_score(source: str | Path, data_dir: str | Path | None = None, *, rows: str = "private",
-                snv: str = "hamming1", device: str = "cpu") -> dict[str, object]:
-    """The official weighted scores of a run directory (its predictions on the test set) or of a
-    predictions CSV (id = test idx, prediction); `rows` and `snv` as in `DreamTest`."""
+                snv: str = "hamming1", device: str = "auto") -> dict[str, object]:
+    """The official weighted scores of a run directory (its predictions on the test set, on `device`) or
+    of a predictions CSV (id = test idx, prediction); `rows` and `snv` as in `DreamTest`."""
     if snv == "public" and rows == "private":
         raise HelixError("--snv public pairs are all public-leaderboard pairs: none is left in the private score; "
                          "use --snv hamming1 or --rows all", record="--snv")
@@ -232,7 +236,8 @@ def dream_score(source: str | Path, data_dir: str | Path | None = None, *, rows:
     if Path(source).is_dir():
         # the private score also counts pair members and subset rows that only other parts list as public
         wanted = test.rows("all" if rows == "private" else rows)
-        pred = predict_test(load_run(source, device=device), d, wanted, device=device)
+        dev = str(resolve_device(device))
+        pred = predict_test(load_run(source, device=dev), d, wanted, device=dev)
     else:
         pred = read_predictions(source, len(test.expression))
     return test.score(pred, rows=rows)

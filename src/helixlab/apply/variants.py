@@ -112,7 +112,7 @@ def read_variants(path: str | os.PathLike[str], sequences: str | os.PathLike[str
 
 def score_variants(model: object, variants: Variants, *, batch_size: int = 512, rc_average: bool | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(reference predictions, alternative predictions), each (N, n_outputs), with a `helixlab.api.Model`,
+    """(reference predictions, alternative predictions), each (N, n_outputs), with a `helixlab.apply.api.Model`,
     in float32 (no bf16 autocast: effects are small differences). Bad sequences are errors naming the
     variants file and line."""
     out = []

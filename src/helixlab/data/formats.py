@@ -289,8 +289,8 @@ def read_dream(path: str | os.PathLike[str], *, require_labels: bool = False, bl
             if chunk is not None:
                 found = True
                 if require_labels and chunk.labels is None:
-                    raise HelixError("expected DREAM lines 'sequence<TAB>value'; no value column",
-                                     path=path, record=f"line {chunk.lines[0]}")
+                    raise HelixError("expected DREAM lines 'sequence<TAB>value'; no value column (prepare with "
+                                     "--unlabelled for bare sequences)", path=path, record=f"line {chunk.lines[0]}")
                 yield chunk
 
         for body, line0 in _line_blocks(fh, block_bytes):

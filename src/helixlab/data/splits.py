@@ -41,7 +41,7 @@ class DataConfig:
     splits can come from one file.
     drop_n / lengths: drop training rows with N / of other lengths (valid and test are kept whole).
     crop / pad_to / pad_context: reshape every sequence, in training and in prediction (see
-    helixlab.transforms; e.g. crop = [17, -13] keeps the DREAM random region).
+    helixlab.seq.transforms; e.g. crop = [17, -13] keeps the DREAM random region).
     per_bin: train on at most this many rows from each of `bins` equal-width label bins (a near-
     uniform subset, seeded; 0 = all rows): the second stage of two-stage training.
     holdout: with no data.valid, this fraction of the training rows (fixed, not by the seed) is the

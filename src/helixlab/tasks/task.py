@@ -62,10 +62,14 @@ class Task:
         """One batch: (loss, outputs for `predictions`). `net`: a model (or its DDP wrapper). `key`
         (seed, epoch, batch) seeds any randomness the task itself adds; rc_average (evaluation only)
         averages both strands; `reverse` flags the rows RC augmentation flipped (the strand flags of
-        models with a strand channel). In training the targets go to the model too (`train_outputs`)."""
+        models with a strand channel)."""
         target = self.target(y).to(x.device)
-        out = model_outputs(net, x, rc_average=True) if rc_average else call(net, x, reverse, target)
+        out = model_outputs(net, x, rc_average=True) if rc_average else call(net, x, reverse, self.model_target(target))
         return self.loss(out, target), out
+
+    def model_target(self, target: torch.Tensor) -> Any:
+        """What a training step gives the model beside x (`SequenceModel.train_outputs`): nothing by default."""
+        return None
 
     def predictions(self, out: Any, loss: torch.Tensor) -> Any:
         """What `metrics().update` takes, from `step`'s outputs (evaluation only, never on the training path)."""
@@ -94,10 +98,11 @@ class Task:
         """Refuse labels that cannot belong to this task, before any training."""
 
     def check_data(self, meta: dict[str, Any], labels: list[str], source: str, *, what: str = "labels",
-                   against: str = "the run's") -> None:
+                   against: str = "the run's", strict: bool = False) -> None:
         """Data (its prepared meta) this task can score beside `labels` (the training label names): the
-        same label columns, with values the task accepts. An error naming `source` otherwise."""
-        if self.needs_labels and list(meta["labels"]) != list(labels):
+        same label columns, with values the task accepts. An error naming `source` otherwise. strict: the
+        label names must agree even for a task that reads none (the splits of one training run)."""
+        if (self.needs_labels or strict) and list(meta["labels"]) != list(labels):
             raise HelixError(f"{what} {meta['labels']} differ from {against} {labels}", path=source)
         self.check_labels(meta, source)
 
@@ -229,6 +234,10 @@ class ContextTask(MulticlassTask):
     @property
     def n_outputs(self) -> int:
         return len(self.class_names)
+
+    def model_target(self, target: torch.Tensor) -> Any:
+        """Each window's class, in training: a fused model leaves its own count out (`Fused.train_outputs`)."""
+        return target
 
     def step(self, net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, key: tuple[int, ...],
              rc_average: bool = False, reverse: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:

@@ -113,7 +113,8 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
         raise HelixError("training data has no label column", path=d.source("train"))
     for split, data in splits.items():
         if data is not None:
-            task.check_data(data.meta, labels, d.source(split), what=f"{split} labels", against="train labels")
+            task.check_data(data.meta, labels, d.source(split), what=f"{split} labels", against="train labels",
+                            strict=True)
     lengths = {sh.length for sh in splits.values() if sh is not None}
     seq_len = lengths.pop() if len(lengths) == 1 else None
     monitor = t.monitor or task.default_monitor
