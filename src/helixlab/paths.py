@@ -119,23 +119,6 @@ def read_json_object(path: str | os.PathLike[str], what: str = "JSON file") -> d
     return value
 
 
-def read_jsonl(path: str | os.PathLike[str], what: str = "JSON-lines file") -> list[dict[str, Any]]:
-    """Records of a JSON-lines file (blank lines skipped); [] when it does not exist."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    rows = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise HelixError(f"{what} has a malformed record ({exc.msg})", path=str(p),
-                             record=f"line {lineno}") from None
-    return rows
-
-
 def best_or_last(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Path:
     """The checkpoint file a finished run is used from: its best weights, else its last state
     (checkpoint='last': the last state)."""
@@ -149,11 +132,8 @@ def best_or_last(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> P
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is a helixlab run directory (it has a config.json with model and train sections)."""
-    p = Path(path) / CONFIG
-    if not p.is_file():
-        return False
     try:
-        value = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        value = read_json(Path(path) / CONFIG)
+    except HelixError:  # missing or unreadable: not a run (callers that need one say so)
         return False
     return isinstance(value, dict) and "model" in value and "train" in value

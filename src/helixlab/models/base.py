@@ -10,7 +10,7 @@ it needs as attributes of this base class, and callers read the declarations (ne
   keeps_run_files      the constructor reads files the model saved in its run directory (a tokenizer)
 
 `forward(x, strand, target)` is the one entry point, so that a DDP wrapper sees every call: the task
-passes `target` in the steps whose outputs may depend on it (training steps; pretraining), and a model
+passes `target` in the steps whose outputs may depend on it (context training steps; pretraining), and a model
 whose training outputs differ from its predictions overrides `train_outputs` (the fused model leaves
 each window's own count out; BERT pretraining returns the masked tokens' logits).
 """
@@ -72,7 +72,8 @@ class SequenceModel(nn.Module):
         return self.head(self.features(x))
 
     def train_outputs(self, x: torch.Tensor, strand: torch.Tensor | None, target: Any) -> torch.Tensor:
-        """The outputs of a step that knows the targets (the task's `target(y)`). Default: `outputs`."""
+        """The outputs of a training step given the task's `model_target` (the window classes of the
+        context task; `MaskedTokens` in pretraining). Default: `outputs`."""
         return self.outputs(x, strand)
 
     def fit_counts(self, counts: np.ndarray) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from helixlab.config import RunConfig, config_from_dict
 from helixlab.errors import HelixError
-from helixlab.paths import CONFIG, INFO, METRICS, read_json_object, read_jsonl
+from helixlab.paths import CONFIG, INFO, read_json_object
 
 INFO_KEYS = ("seq_len", "n_outputs", "labels")  # what run.json must hold to rebuild the model
 
@@ -73,7 +73,3 @@ def read_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise HelixError(f"run record lacks {', '.join(missing)}", path=str(rd / INFO), record=missing[0])
     return info
 
-
-def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """metrics.jsonl: one record per finished epoch ([] before the first)."""
-    return read_jsonl(Path(run_dir) / METRICS, "metrics file")

@@ -39,14 +39,15 @@ from helixlab.train.loop import Setup, setup, train_loop, write_records
 STAGE1 = "stage1"
 
 
-def fit(cfg: RunConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
+def fit(cfg: RunConfig | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
         init_from: str | None = None) -> dict[str, Any]:
-    """Train per `cfg` into `run_dir` (or continue it with resume=True); return the final results.
-
-    `init_from` sets `train.init_from` (pretrained weights)."""
+    """Train per `cfg` into `run_dir` (or continue it with resume=True: the run's recorded config is
+    used and `cfg` may be None); return the final results. `init_from` sets `train.init_from`."""
     rd = Path(run_dir)
     if resume:
         cfg = read_config(rd)  # a resumed run follows its own recorded config
+    elif cfg is None:
+        raise HelixError("a new run needs a config")
     elif init_from:
         cfg = replace(cfg, train=replace(cfg.train, init_from=str(init_from)))
     if cfg.stage2.per_bin:
@@ -61,7 +62,7 @@ def fit_recipe(recipe: str | os.PathLike[str] | None, overrides: list[str] | Non
     or `resume` a run directory. pretrain: masked-language-model pretraining (task.kind = 'mlm').
     Returns (results, run directory)."""
     if resume is not None:
-        return fit(read_config(resume), resume, resume=True), Path(resume)
+        return fit(None, resume, resume=True), Path(resume)
     if recipe is None:
         raise HelixError("give a CONFIG recipe, or --resume RUN_DIR")
     cfg = load_config(recipe, list(overrides or []))
