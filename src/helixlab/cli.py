@@ -135,6 +135,8 @@ RecipeArg = Annotated[Optional[Path], typer.Argument(help="TOML recipe (not need
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-4")]
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--out", help="run directory (default runs/<recipe>)")]
 ResumeOpt = Annotated[Optional[Path], typer.Option(help="continue this run directory")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 where the device has bf16 units and the model gains), "
+                                                "fp32 or bf16")]
 
 
 @app.command()
@@ -166,12 +168,13 @@ def dream_score(
     snv: Annotated[str, typer.Option(help="SNV pairs: hamming1 (all test pairs 1 base apart) or public")] = "hamming1",
     out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the score as JSON")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """The official DREAM 2022 weighted Pearson and Spearman scores on the MAUDE test set, with every part."""
     from helixlab.apply.dream import dream_score as score
     from helixlab.apply.dream import format_score
 
-    result = score(source, data_dir, rows=rows, snv=snv, device=device)
+    result = score(source, data_dir, rows=rows, snv=snv, device=device, precision=precision)
     typer.echo(format_score(result))
     if not result["complete"]:
         typer.echo(f"(partial: some parts have no scored members with rows={rows}; the score averages the others)")
@@ -195,6 +198,7 @@ def evaluate(
                                                              "regions]")] = None,
     samples: Annotated[Optional[int], typer.Option(help="genome runs: how many positions [default: the run's "
                                                         "test sample size]")] = None,
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Score a trained run on labelled data: classification or regression metrics (the run's crop and
     padding are applied). For genome runs DATA is a genome (FASTA or prepared directory) and the
@@ -205,7 +209,7 @@ def evaluate(
 
     dev = str(resolve_device(device))
     metrics = evaluate_run(load_run(run_dir, device=dev), data, where=where, regions=region, samples=samples,
-                           rc_average=rc_average, batch_size=batch_size, device=dev)
+                           rc_average=rc_average, batch_size=batch_size, device=dev, precision=precision)
     _print_metrics({data.name: metrics})
     if out:
         write_json(out, metrics)
@@ -224,6 +228,7 @@ def predict_cmd(
     attentions: Annotated[Optional[Path], typer.Option(help="transformer runs: also write attention weights "
                                                             "to this .npz")] = None,
     attention_layer: Annotated[int, typer.Option(help="which layer's attention (-1 = last)")] = -1,
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Predict every record of a FASTA or table with a trained run."""
     from helixlab.apply.predict import predict_file
@@ -234,7 +239,8 @@ def predict_cmd(
     run = load_run(run_dir, device=dev)
     rc_average = run.config.train.rc_average if rc_average is None else rc_average
     n = predict_file(run, input_path, out, rc_average=rc_average, batch_size=batch_size, device=dev,
-                     iupac=iupac, attentions=attentions, attention_layer=attention_layer)  # type: ignore[arg-type]
+                     iupac=iupac, attentions=attentions, attention_layer=attention_layer,  # type: ignore[arg-type]
+                     precision=precision)
     typer.echo(f"wrote {n:,} predictions to {out}" + (f" and attention weights to {attentions}" if attentions else ""))
 
 
@@ -341,12 +347,14 @@ def attributions_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="batch size (mutants per batch for ism) [default: "
                                                            "128 for ism on a CPU, else 256]")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    precision: Annotated[str, typer.Option(help="ism: auto, fp32 or bf16 (gradient methods run in fp32)")] = "auto",
 ) -> None:
     """Attribute a run's output to the bases of each input record; save the arrays, logos and a metaplot."""
     from helixlab.interpret.attributions import attribute_file
 
     n, made = attribute_file(run_dir, input_path, out, method=method, target=target, logos=logo, metaplot=metaplot,
-                             origin=origin, limit=limit, iupac=iupac, batch_size=batch_size, device=device)
+                             origin=origin, limit=limit, iupac=iupac, batch_size=batch_size, device=device,
+                             precision=precision)
     typer.echo(f"wrote attributions of {n:,} records to {out}" + "".join(f"\n  {p}" for p in made))
 
 

@@ -19,6 +19,7 @@ from helixlab.data.splits import DataConfig
 from helixlab.errors import HelixError
 from helixlab.fields import check_fields
 from helixlab.models import model_config
+from helixlab.models.base import PRECISIONS
 from helixlab.tasks import HIGHER_IS_BETTER, TaskConfig, context_target
 
 
@@ -33,6 +34,8 @@ class TrainConfig:
     """schedule: 'cosine' (linear warm-up then cosine) | 'onecycle' | 'constant'.
     patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
     checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
+    precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
+    auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
     Face BERT directory or a .safetensors file."""
 
@@ -49,7 +52,7 @@ class TrainConfig:
     rc_average: bool = False
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    precision: str = "auto"
     threads: int | None = None
     checkpoint_every: int = 200
     eval_batch_size: int = 512
@@ -175,6 +178,9 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.schedule not in ("cosine", "onecycle", "constant"):
         raise HelixError(f"train.schedule must be cosine, onecycle or constant, got {t.schedule!r}",
                          path=source, record="train.schedule")
+    if t.precision not in PRECISIONS:
+        raise HelixError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}",
+                         path=source, record="train.precision")
     if t.monitor is not None and t.monitor not in HIGHER_IS_BETTER:
         raise HelixError(f"train.monitor {t.monitor!r} is not a known metric; choose from "
                          f"{sorted(HIGHER_IS_BETTER)}", path=source, record="train.monitor")

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from helixlab.apply.predict import check_predictable, embed, encode_records, output_names, predict
 from helixlab.data.formats import Chunk, read_records
 from helixlab.errors import HelixError
-from helixlab.models.base import resolve_device
+from helixlab.models.base import resolve_device, resolve_precision
 from helixlab.paths import write_npy
 from helixlab.run.loaded import LoadedRun, load_run
 from helixlab.seq import alphabet
@@ -30,8 +31,8 @@ Inputs = str | os.PathLike[str] | np.ndarray | Sequence[str] | Sequence[np.ndarr
 class Model:
     """A loaded run: `predict` (probabilities or values), `embed` (features before the head)."""
 
-    def __init__(self, run: LoadedRun, device: str) -> None:
-        self.run, self.device = run, device
+    def __init__(self, run: LoadedRun, device: str, precision: str = "auto") -> None:
+        self.run, self.device, self.precision = run, device, precision
 
     def __repr__(self) -> str:
         return (f"helixlab.Model({self.run.config.model.name}, task={self.run.task.kind}, "
@@ -81,12 +82,13 @@ class Model:
         return self.predict_encoded(self.inputs(data, iupac), batch_size=batch_size, rc_average=rc_average)
 
     def predict_encoded(self, x: np.ndarray, *, batch_size: int = 512, rc_average: bool | None = None,
-                        amp: bool = True) -> np.ndarray:
-        """`predict` on the model's own input matrix (from `inputs`/`records`); amp=False keeps float32 on
-        a GPU (small differences, e.g. variant effects)."""
+                        precision: str | None = None) -> np.ndarray:
+        """`predict` on the model's own input matrix (from `inputs`/`records`); precision: default the
+        Model's ('fp32' for small differences, e.g. variant effects)."""
         rc = self.run.config.train.rc_average if rc_average is None else rc_average
         check_predictable(self.run, rc)
-        out = predict(self.run.model, x, batch_size=batch_size, device=self.device, rc_average=rc, amp=amp)
+        out = predict(self.run.model, x, batch_size=batch_size, device=self.device, rc_average=rc,
+                      precision=precision or self.precision)
         return self.run.task.activate(out).numpy()
 
     def embed(self, data: Inputs, *, batch_size: int = 512, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
@@ -118,10 +120,13 @@ def _looks_like_sequence(text: str) -> bool:
     return bool(text) and set(text) <= _SEQUENCE_LETTERS
 
 
-def load(run_dir: str | os.PathLike[str], *, device: str = "auto", checkpoint: str = "best") -> Model:
-    """A finished run directory -> Model on `device` ('auto': the GPU when there is one)."""
-    dev = str(resolve_device(device))
-    return Model(load_run(run_dir, device=dev, checkpoint=checkpoint), dev)
+def load(run_dir: str | os.PathLike[str], *, device: str = "auto", checkpoint: str = "best",
+         precision: str = "auto") -> Model:
+    """A finished run (or ensemble) directory -> Model on `device` ('auto': the GPU when there is one),
+    predicting in `precision` ('auto' | 'fp32' | 'bf16')."""
+    dev = torch.device(resolve_device(device))
+    resolve_precision(precision, dev)  # a bad name is an error before anything loads
+    return Model(load_run(run_dir, device=str(dev), checkpoint=checkpoint), str(dev), precision)
 
 
 def embed_file(run_dir: str | os.PathLike[str], input_path: str | os.PathLike[str], out: str | os.PathLike[str], *,

@@ -207,7 +207,7 @@ def format_score(result: dict[str, object]) -> str:
 
 
 def predict_test(run: object, data_dir: str | Path, rows: np.ndarray, *, batch_size: int = 256,
-                 device: str = "cpu") -> np.ndarray:
+                 device: str = "cpu", precision: str = "auto") -> np.ndarray:
     """Predictions of a trained run (`helixlab.run.loaded.load_run`) for the test rows in `rows` (boolean mask by idx),
     through the same input path as `helixlab predict` (the run's crop/padding, strand averaging); NaN elsewhere."""
     import pandas as pd
@@ -218,14 +218,14 @@ def predict_test(run: object, data_dir: str | Path, rows: np.ndarray, *, batch_s
     x = model_inputs(run, alphabet.encode("".join(seqs)), lens, path=str(path),  # type: ignore[arg-type]
                      lines=np.flatnonzero(rows) + 2)
     out = predict(run.model, x, batch_size=batch_size, device=device,  # type: ignore[attr-defined]
-                  rc_average=run.config.train.rc_average)  # type: ignore[attr-defined]
+                  rc_average=run.config.train.rc_average, precision=precision)  # type: ignore[attr-defined]
     pred = np.full(len(rows), np.nan)
     pred[rows] = run.task.activate(out).numpy()[:, 0]  # type: ignore[attr-defined]
     return pred
 
 
 def dream_score(source: str | Path, data_dir: str | Path | None = None, *, rows: str = "private",
-                snv: str = "hamming1", device: str = "auto") -> dict[str, object]:
+                snv: str = "hamming1", device: str = "auto", precision: str = "auto") -> dict[str, object]:
     """The official weighted scores of a run directory (its predictions on the test set, on `device`) or
     of a predictions CSV (id = test idx, prediction); `rows` and `snv` as in `DreamTest`."""
     if snv == "public" and rows == "private":
@@ -237,7 +237,7 @@ def dream_score(source: str | Path, data_dir: str | Path | None = None, *, rows:
         # the private score also counts pair members and subset rows that only other parts list as public
         wanted = test.rows("all" if rows == "private" else rows)
         dev = str(resolve_device(device))
-        pred = predict_test(load_run(source, device=dev), d, wanted, device=dev)
+        pred = predict_test(load_run(source, device=dev), d, wanted, device=dev, precision=precision)
     else:
         pred = read_predictions(source, len(test.expression))
     return test.score(pred, rows=rows)

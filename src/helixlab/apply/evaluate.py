@@ -15,7 +15,8 @@ from helixlab.tasks import evaluate_shard
 
 def evaluate_run(run: LoadedRun, data: str | os.PathLike[str], *, where: str | None = None,
                  regions: list[str] | None = None, samples: int | None = None, rc_average: bool | None = None,
-                 batch_size: int = 512, device: str = "cpu", progress: bool = True) -> dict[str, float]:
+                 batch_size: int = 512, device: str = "cpu", precision: str = "auto",
+                 progress: bool = True) -> dict[str, float]:
     """Metrics of `run` on `data` (a file or a prepared directory). rc_average: default as the run was
     evaluated. regions / samples: genome runs only (default: the run's test regions and sample size)."""
     d = run.config.data
@@ -31,7 +32,7 @@ def evaluate_run(run: LoadedRun, data: str | os.PathLike[str], *, where: str | N
             windows = genome_split(d, open_genome([str(data)], Path(tmp) / "genome", d, progress=progress), "test",
                                    regions=regions, samples=samples, source=str(data))
             metrics, _ = evaluate_shard(run.model, windows, run.task, batch_size=batch_size, device=device,
-                                        progress=progress)
+                                        precision=precision, progress=progress)
             return metrics
         shard = open_data(str(data), Path(tmp) / "data", seq_col=d.seq_col, label_cols=d.label_cols,
                           iupac=d.iupac, require_labels=run.task.needs_labels, where=where,
@@ -41,5 +42,5 @@ def evaluate_run(run: LoadedRun, data: str | os.PathLike[str], *, where: str | N
             raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))
         metrics, _ = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=device,
                                     rc_average=run.config.train.rc_average if rc_average is None else rc_average,
-                                    progress=progress)
+                                    precision=precision, progress=progress)
     return metrics

@@ -106,7 +106,7 @@ def export_onnx(run: LoadedRun, out: str | os.PathLike[str], *, length: int | No
             raise HelixError(f"cannot export model {run.config.model.name!r} to ONNX: {exc}",
                              path=str(run.run_dir)) from None
         check = np.random.default_rng(0).integers(0, 5, (64, example_length)).astype(np.uint8)
-        diff = float(np.abs(onnx_outputs(tmp, check) - predict(run.model, check, amp=False).numpy()).max())
+        diff = float(np.abs(onnx_outputs(tmp, check) - predict(run.model, check, precision="fp32").numpy()).max())
         if not diff <= tolerance:
             raise HelixError(f"the exported graph differs from the model by up to {diff:.3g} (tolerance "
                              f"{tolerance}); nothing was written", path=str(run.run_dir))

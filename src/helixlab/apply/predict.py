@@ -13,7 +13,7 @@ import torch
 from helixlab.data.formats import Chunk, read_records
 from helixlab.data.shards import encode_chunk
 from helixlab.errors import HelixError
-from helixlab.models.base import autocast, model_outputs
+from helixlab.models.base import autocast, model_outputs, resolve_precision
 from helixlab.models.bert import Bert
 from helixlab.paths import atomic_path
 from helixlab.progress import progress_bar
@@ -37,14 +37,16 @@ def inference(model: torch.nn.Module, device: str | torch.device) -> Iterator[to
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 512,
-            device: str | torch.device = "cpu", rc_average: bool = False, amp: bool = True) -> torch.Tensor:
-    """Raw outputs of any model on x: (N, L) uint8 -> (N, n_outputs) float32 on the CPU (bf16 autocast
-    on a GPU unless amp=False). The model's training mode and device are restored afterwards."""
+            device: str | torch.device = "cpu", rc_average: bool = False, precision: str = "auto") -> torch.Tensor:
+    """Raw outputs of any model on x: (N, L) uint8 -> (N, n_outputs) float32 on the CPU, computed in
+    `precision` ('auto' | 'fp32' | 'bf16', `resolve_precision`). The model's training mode and device are
+    restored afterwards."""
     x = torch.as_tensor(x)
     with inference(model, device) as dev:
+        precision = resolve_precision(precision, dev, model)
         outs = []
         for start in range(0, len(x), batch_size):
-            with autocast(dev, amp):
+            with torch.inference_mode(), autocast(dev, precision):
                 outs.append(model_outputs(model, x[start : start + batch_size].to(dev), rc_average=rc_average).cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
@@ -143,7 +145,7 @@ class AttentionWriter:
 
 
 def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: str | os.PathLike[str], *,
-                 rc_average: bool = False, batch_size: int = 512, device: str = "cpu",
+                 rc_average: bool = False, batch_size: int = 512, device: str = "cpu", precision: str = "auto",
                  iupac: alphabet.IupacPolicy = "error", overwrite: bool = False,
                  attentions: str | os.PathLike[str] | None = None, attention_layer: int = -1) -> int:
     """Write `id,prediction...` rows for every record of a FASTA or table; returns the row count.
@@ -162,7 +164,8 @@ def predict_file(run: LoadedRun, input_path: str | os.PathLike[str], out_csv: st
             writer.writerow(["id", *output_names(run)])
             for chunk in read_records(path):
                 matrix = encode_records(run, chunk, path, iupac)
-                out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average)
+                out_raw = predict(run.model, matrix, batch_size=batch_size, device=device, rc_average=rc_average,
+                                  precision=precision)
                 values = run.task.activate(out_raw).numpy()
                 ids = chunk.ids or [str(n + k) for k in range(len(matrix))]
                 writer.writerows([rid, *(f"{v:.6g}" for v in row)] for rid, row in zip(ids, values.tolist()))

@@ -118,7 +118,7 @@ def score_variants(model: object, variants: Variants, *, batch_size: int = 512, 
     out = []
     for seqs in (variants.ref, variants.alt):
         x, _ = model.records(seqs, source=variants.source, lines=variants.lines)  # type: ignore[attr-defined]
-        out.append(model.predict_encoded(x, batch_size=batch_size, rc_average=rc_average, amp=False))  # type: ignore[attr-defined]
+        out.append(model.predict_encoded(x, batch_size=batch_size, rc_average=rc_average, precision="fp32"))  # type: ignore[attr-defined]
     return out[0], out[1]
 
 

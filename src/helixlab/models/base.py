@@ -8,6 +8,7 @@ it needs as attributes of this base class, and callers read the declarations (ne
   reads_strand         outputs read a per-sequence strand flag (a strand channel)
   fitted_by_counting   fitted by one counting pass over the training genome (`fit_counts`), not by steps
   keeps_run_files      the constructor reads files the model saved in its run directory (a tokenizer)
+  bf16_on_cpu          precision 'auto' may choose bf16 on a CPU with bf16 units (False: no gain measured)
 
 `forward(x, strand, target)` is the one entry point, so that a DDP wrapper sees every call: the task
 passes `target` in the steps whose outputs may depend on it (context training steps; pretraining), and a model
@@ -51,6 +52,7 @@ class SequenceModel(nn.Module):
     reads_strand = False
     fitted_by_counting = False
     keeps_run_files = False
+    bf16_on_cpu = True
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
@@ -112,10 +114,41 @@ def resolve_device(name: str) -> torch.device:
         raise HelixError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N", record="device") from None
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on a GPU; nothing on the CPU."""
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX). Without them bf16 autocast is emulated
+    and about 10x slower than fp32 (benchmarks/results/throughput.md)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> str:
+    """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16'. auto: bf16 on a GPU that supports it; on a CPU, bf16
+    only where the CPU has bf16 units and the model family gains from them (`bf16_on_cpu`), else fp32."""
+    if precision not in PRECISIONS:
+        raise HelixError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}",
+                         record="precision")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    gains = model is None or getattr(unwrap(model), "bf16_on_cpu", True)
+    return "bf16" if device.type == "cpu" and gains and cpu_has_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on the device when `precision` (resolved) is 'bf16'; nothing for 'fp32'."""
+    if precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Inside a model: run the next layer in fp32 on the CPU even under bf16 autocast (oneDNN has no bf16
+    LSTM/GRU on the CPU); on a GPU autocast stays as it is."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.autocast(device_type="cpu", enabled=False)
     return contextlib.nullcontext()
 
 

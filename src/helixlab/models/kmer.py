@@ -73,6 +73,7 @@ class KmerCount(SequenceModel):
     outputs are log-probabilities; a context with N gets the class frequencies."""
 
     fitted_by_counting = True
+    bf16_on_cpu = False  # log-probabilities of counts: no matrix work to speed up
     reads_one_hot = False
 
     def __init__(self, cfg: KmerCountConfig, seq_len: int | None, n_outputs: int) -> None:

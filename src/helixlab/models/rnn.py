@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from helixlab.models.base import SequenceModel
+from helixlab.models.base import SequenceModel, full_precision
 from helixlab.models.layers import ConvStack, mlp
 from helixlab.models.registry import register
 from helixlab.seq.alphabet import kmer_ids, kmer_vocab_size, one_hot
@@ -87,6 +87,7 @@ class Recurrent(SequenceModel):
         self.front = cfg.front
         self.window = cfg.window
         self.reads_one_hot = cfg.front != "window"
+        self.bf16_on_cpu = cfg.front == "conv"  # the recurrent layer stays fp32 on a CPU; only a conv front gains
         if cfg.front == "onehot":
             in_dim = 4
         elif cfg.front == "conv":
@@ -121,7 +122,9 @@ class Recurrent(SequenceModel):
         return h.transpose(1, 2)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        out, state = self.rnn(self._sequence(x))
+        seq = self._sequence(x)
+        with full_precision(seq):
+            out, state = self.rnn(seq.float())
         if self.pooling == "last":
             h_n = state[0] if isinstance(state, tuple) else state
             directions = 2 if self.rnn.bidirectional else 1

@@ -8,7 +8,7 @@ import torch
 
 from helixlab.data.batches import eval_batches, load_batch
 from helixlab.data.splits import Split
-from helixlab.models.base import autocast
+from helixlab.models.base import autocast, resolve_precision
 from helixlab.progress import progress_bar
 from helixlab.tasks.task import Task
 
@@ -16,10 +16,12 @@ EVAL_KEY = (20_240_101, 2**31 - 1)  # evaluation masks (MLM) are the same in eve
 
 
 def evaluate_shard(model: torch.nn.Module, shard: Split, task: Task, *, batch_size: int = 512,
-                   device: torch.device | str = "cpu", rc_average: bool = False, amp: bool = True,
+                   device: torch.device | str = "cpu", rc_average: bool = False, precision: str = "auto",
                    progress: bool = False) -> tuple[dict[str, float], Any]:
-    """Metrics of `model` on a labelled shard, and the metric accumulator (for plots)."""
+    """Metrics of `model` on a labelled shard, and the metric accumulator (for plots). precision: 'auto', 'fp32' or
+    'bf16' (`resolve_precision`)."""
     device = torch.device(device)
+    precision = resolve_precision(precision, device, model)
     was_training = model.training
     model.eval()
     acc = task.metrics()
@@ -28,7 +30,7 @@ def evaluate_shard(model: torch.nn.Module, shard: Split, task: Task, *, batch_si
     for b, idx in enumerate(eval_batches(len(shard), batch_size)):
         bar.update(1)
         x, y = load_batch(shard, idx)
-        with torch.no_grad(), autocast(device, amp):
+        with torch.inference_mode(), autocast(device, precision):
             loss, out = task.step(model, x.to(device), y, key=EVAL_KEY + (b,), rc_average=rc_average)
             acc.update(task.predictions(out, loss), y)
         loss_sum += float(loss) * len(idx)

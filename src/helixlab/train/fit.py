@@ -132,7 +132,7 @@ def count(s: Setup, rd: Path, world: int, device: torch.device) -> None:
                               "train_seconds": round(state.train_seconds, 2)}
     if s.splits["valid"] is not None:
         metrics, _ = evaluate_shard(model, s.splits["valid"], s.task, batch_size=t.eval_batch_size,
-                                    device=device, amp=t.amp)
+                                    device=device, precision=s.precision)
         record.update({f"valid_{k}": v for k, v in metrics.items()})
     state.history = [record]
     save_weights(model, rd / BEST, {"epoch": 1})
@@ -158,7 +158,7 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
         if data is None:
             continue
         metrics, acc = evaluate_shard(model, data, task, batch_size=t.eval_batch_size, device=device,
-                                      rc_average=t.rc_average, amp=t.amp)
+                                      rc_average=t.rc_average, precision=s.precision)
         results["splits"][split] = metrics
         accumulators[split] = acc
     write_json(rd / RESULTS, results)

@@ -24,7 +24,7 @@ from helixlab.data.genome import GenomeWindows
 from helixlab.data.splits import SPLITS, Split, open_split
 from helixlab.errors import HelixError
 from helixlab.models import REGISTRY, build_model, count_params
-from helixlab.models.base import SequenceModel, autocast
+from helixlab.models.base import SequenceModel, autocast, resolve_precision
 from helixlab.models.weights import save_weights
 from helixlab.paths import BEST, CONFIG, INFO, LAST, METRICS, TRACE, expand_path, write_json, write_jsonl
 from helixlab.progress import progress_bar
@@ -70,6 +70,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     state: TrainerState
     info: dict[str, Any]
+    precision: str  # resolved: 'fp32' or 'bf16'
 
 
 def _prepare_model(cfg: RunConfig, rd: Path, train: Split) -> RunConfig:
@@ -139,10 +140,11 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
     init_from = expand_path(t.init_from) if t.init_from else None
     init = load_init(model, init_from, cfg.task) if init_from and fresh else None
     model.to(device)
+    precision = resolve_precision(t.precision, device, model)
     info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
             "monitor": monitor, "data": {s: sh.meta for s, sh in splits.items() if sh is not None},
             "init_from": {"source": str(init_from), **init} if init else None,
-            "environment": environment(), "world_size": world}
+            "environment": environment(), "world_size": world, "precision": precision}
     if rank == 0 and fresh:
         write_json(rd / INFO, info)
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -158,7 +160,7 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
         torch.set_rng_state(rngs[rank])
     else:
         torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
-    return Setup(cfg, splits, task, model, optimizer, state, info)
+    return Setup(cfg, splits, task, model, optimizer, state, info, precision)
 
 
 def write_records(rd: Path, state: TrainerState) -> None:
@@ -204,7 +206,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
             x = x.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac)
-            with autocast(device, t.amp):
+            with autocast(device, s.precision):
                 key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
                 loss, _ = task.step(net, x, y, key=key, reverse=strand)
             optimizer.zero_grad(set_to_none=True)
@@ -233,7 +235,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
         improved = True
         if valid is not None:
             metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
-                                        rc_average=t.rc_average, amp=t.amp)
+                                        rc_average=t.rc_average, precision=s.precision)
             record.update({f"valid_{k}": v for k, v in metrics.items()})
             improved = is_better(metrics[monitor], state.best, monitor)
             state.bad_epochs = 0 if improved else state.bad_epochs + 1

@@ -1,0 +1,78 @@
+"""Numeric precision: train.precision / --precision (auto, fp32, bf16), bf16 autocast on the CPU, recurrent
+layers kept in fp32, and what `auto` picks per device and model family."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import helixlab
+from helixlab.cli import main
+from helixlab.config import config_from_dict
+from helixlab.errors import HelixError
+from helixlab.models import build_model
+from helixlab.models import base as model_base
+from helixlab.models.base import autocast, resolve_precision
+from helixlab.train import fit
+from tests.conftest import tiny_config
+
+CPU = torch.device("cpu")
+
+
+def test_auto_is_fp32_on_a_cpu_without_bf16_units_and_per_family_with_them(monkeypatch):
+    cnn = build_model("cnn", {"channels": [8], "kernels": [5], "pools": [1], "hidden": [8]}, 40, 1)
+    gru = build_model("gru", {"hidden_size": 8, "hidden": [8]}, 40, 1)
+    cnn_gru = build_model("cnn_gru", {"channels": [8], "kernels": [5], "pools": [1], "hidden_size": 8,
+                                      "hidden": [8]}, 40, 1)
+    monkeypatch.setattr(model_base, "cpu_has_bf16", lambda: False)
+    assert {resolve_precision("auto", CPU, m) for m in (cnn, gru, cnn_gru)} == {"fp32"}
+    monkeypatch.setattr(model_base, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", CPU, cnn) == "bf16"
+    assert resolve_precision("auto", CPU, cnn_gru) == "bf16"  # the conv front gains; the GRU stays fp32
+    assert resolve_precision("auto", CPU, gru) == "fp32"  # a pure recurrent model gains nothing
+    assert resolve_precision("fp32", CPU, cnn) == "fp32" and resolve_precision("bf16", CPU, gru) == "bf16"
+    with pytest.raises(HelixError, match="unknown precision 'half'"):
+        resolve_precision("half", CPU, cnn)
+
+
+def test_bf16_on_the_cpu_runs_convs_in_bf16_and_recurrent_layers_in_fp32():
+    torch.manual_seed(0)
+    model = build_model("cnn_gru", {"channels": [8], "kernels": [5], "pools": [1], "hidden_size": 8,
+                                    "hidden": [8]}, 40, 1).eval()
+    x = torch.randint(0, 4, (16, 40), dtype=torch.uint8)
+    seen: dict[str, torch.dtype] = {}
+    model.rnn.register_forward_hook(lambda m, i, o: seen.__setitem__("rnn", o[0].dtype))
+    model.convs.register_forward_hook(lambda m, i, o: seen.__setitem__("conv", o.dtype))
+    with torch.no_grad():
+        ref = model(x).float()
+        with autocast(CPU, "bf16"):
+            low = model(x).float()
+    assert seen == {"conv": torch.bfloat16, "rnn": torch.float32}
+    assert torch.allclose(ref, low, atol=0.05)
+
+
+def test_bf16_training_on_the_cpu_learns_and_is_recorded(motif_data, tmp_path):
+    cfg = config_from_dict(tiny_config(motif_data, epochs=4, precision="bf16"), "test")
+    res = fit(cfg, tmp_path / "run")
+    assert res["splits"]["test"]["accuracy"] > 0.8
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["precision"] == "bf16"
+    # predictions in either precision agree closely
+    model = helixlab.load(tmp_path / "run", device="cpu")
+    x = model.inputs(str(motif_data["test"]))
+    fp32 = model.predict_encoded(x, precision="fp32")
+    bf16 = model.predict_encoded(x, precision="bf16")
+    assert np.abs(fp32 - bf16).max() < 0.05
+
+
+def test_bad_precision_names_are_clear_errors(motif_data, tmp_path, capsys):
+    with pytest.raises(HelixError, match="train.precision must be one of auto, fp32, bf16"):
+        config_from_dict(tiny_config(motif_data, precision="fp16"), "test")
+    res_dir = tmp_path / "run"
+    fit(config_from_dict(tiny_config(motif_data, epochs=1), "test"), res_dir)
+    assert main(["evaluate", str(res_dir), str(motif_data["test"]), "--precision", "half"]) != 0
+    assert "unknown precision 'half'" in capsys.readouterr().err
+    with pytest.raises(HelixError, match="unknown precision"):
+        helixlab.load(res_dir, precision="int8")
