@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,10 @@ class TrainConfig:
     """schedule: 'cosine' (linear warm-up then cosine) | 'onecycle' | 'constant'.
     patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
     checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
+    budget: a training budget that sizes the schedule instead of `epochs`: "30min" (also "90s", "2h") or
+    "20000 steps". A time budget becomes a step count at the start of the run by timing a few training
+    steps (recorded in results.json as budget_steps; give that count as "N steps" to repeat the run exactly).
+    The learning-rate schedule spans the budget; the last epoch may be partial; early stopping still applies.
     precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
     auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
@@ -52,6 +57,7 @@ class TrainConfig:
     rc_average: bool = False
     seed: int = 0
     device: str = "auto"
+    budget: str | None = None
     precision: str = "auto"
     threads: int | None = None
     checkpoint_every: int = 200
@@ -159,6 +165,25 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None
     return cfg
 
 
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|s|sec|min|m|h)\s*$")
+_SECONDS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str, source: str = "<config>") -> tuple[str, float]:
+    """train.budget -> ('steps', n) or ('seconds', s); an error naming the key otherwise."""
+    m = _BUDGET.match(str(text))
+    if m is None or float(m.group(1)) <= 0:
+        raise HelixError(f"train.budget must be a positive time (e.g. '30min', '90s', '2h') or step count "
+                         f"('20000 steps'), got {text!r}", path=source, record="train.budget")
+    value, unit = float(m.group(1)), m.group(2)
+    if unit.startswith("step"):
+        if value != int(value):
+            raise HelixError(f"train.budget steps must be a whole number, got {text!r}", path=source,
+                             record="train.budget")
+        return "steps", value
+    return "seconds", value * _SECONDS[unit]
+
+
 def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
     cfg: RunConfig = _build(RunConfig, values, "", source)
     check_config(cfg, source)
@@ -178,6 +203,8 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.schedule not in ("cosine", "onecycle", "constant"):
         raise HelixError(f"train.schedule must be cosine, onecycle or constant, got {t.schedule!r}",
                          path=source, record="train.schedule")
+    if t.budget is not None:
+        parse_budget(t.budget, source)
     if t.precision not in PRECISIONS:
         raise HelixError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}",
                          path=source, record="train.precision")

@@ -80,6 +80,18 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson_from_sums(len(x), rx.sum(), ry.sum(), (rx * rx).sum(), (ry * ry).sum(), (rx * ry).sum())
 
 
+def mcc_from_counts(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return np.where(denom > 0, (tp * tn - fp * fn) / np.where(denom > 0, denom, 1), 0.0)
+
+
+def best_mcc_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score threshold (predict 1 when score >= threshold) with the highest MCC on these labels."""
+    tp, fp, thresholds = curve_points(scores, labels)
+    pos, neg = tp[-1], fp[-1]
+    return float(thresholds[int(np.argmax(mcc_from_counts(tp, fp, neg - fp, pos - tp)))])
+
+
 class BinaryMetrics:
     """Accuracy, precision, recall, F1, MCC at threshold 0.5 (streamed counts); AUROC, AUPRC.
 
@@ -102,6 +114,19 @@ class BinaryMetrics:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, labels) of the first label column, for curves."""
         return np.concatenate(self.scores)[:, 0], np.concatenate(self.labels)[:, 0]
+
+    def best_threshold(self) -> float:
+        """The threshold of the first label column that maximises MCC here (chosen on validation data)."""
+        return best_mcc_threshold(*self.arrays())
+
+    def at_threshold(self, threshold: float) -> dict[str, float]:
+        """Accuracy and MCC of the first label column at a given threshold (e.g. one chosen on valid)."""
+        scores, labels = self.arrays()
+        pred, truth = scores >= threshold, labels > 0.5
+        counts = [np.array(float(v)) for v in ((pred & truth).sum(), (pred & ~truth).sum(), (~pred & ~truth).sum(),
+                                                (~pred & truth).sum())]
+        return {"accuracy_at_threshold": float((pred == truth).mean()) if len(pred) else float("nan"),
+                "mcc_at_threshold": float(mcc_from_counts(*counts))}
 
     def compute(self) -> dict[str, float]:
         scores, labels = np.concatenate(self.scores), np.concatenate(self.labels)

@@ -37,6 +37,7 @@ class TrainerState:
     trace: list[dict[str, Any]] = field(default_factory=list)
     win_sum: float = 0.0
     win_n: int = 0
+    total_steps: int = 0  # the schedule's length, fixed at the start (train.epochs or train.budget)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

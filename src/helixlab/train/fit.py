@@ -150,8 +150,10 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
         "best_epoch": state.best_epoch, "monitor": s.info["monitor"],
         "train_seconds": round(state.train_seconds, 2),
         "train_seq_per_s": round(state.seqs_seen / max(state.train_seconds, 1e-9), 1),
-        "stopped_early": bool(state.done and state.epoch < t.epochs), "splits": {},
+        "stopped_early": bool(state.done and state.step < state.total_steps), "splits": {},
     }
+    if t.budget is not None:
+        results["budget"], results["budget_steps"] = t.budget, state.total_steps
     accumulators = {}
     for split in ("valid", "test"):
         data = s.splits.get(split)
@@ -161,6 +163,10 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
                                       rc_average=t.rc_average, precision=s.precision)
         results["splits"][split] = metrics
         accumulators[split] = acc
+    if task.kind == "binary" and "valid" in accumulators:  # also at the threshold that is best on valid
+        results["threshold"] = accumulators["valid"].best_threshold()
+        for split, acc in accumulators.items():
+            results["splits"][split].update(acc.at_threshold(results["threshold"]))
     write_json(rd / RESULTS, results)
     write_model_card(rd, cfg, s.info, results)
     write_report(rd, cfg, s.info, results, state.history, accumulators, task, trace=state.trace)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helixlab.config import RunConfig
+from helixlab.config import RunConfig, parse_budget
 from helixlab.data.batches import batches_per_epoch, load_batch, rc_augment, train_batches
 from helixlab.data.genome import GenomeWindows
 from helixlab.data.splits import SPLITS, Split, open_split
@@ -163,6 +163,71 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
     return Setup(cfg, splits, task, model, optimizer, state, info, precision)
 
 
+def train_step(net: torch.nn.Module, s: Setup, x: torch.Tensor, y: np.ndarray, strand: torch.Tensor | None,
+               key: tuple[int, ...], lr: float) -> torch.Tensor:
+    """One optimizer step at learning rate `lr`; returns the (detached) loss."""
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(x.device, s.precision):
+        loss, _ = s.task.step(net, x, y, key=key, reverse=strand)
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if s.cfg.train.clip_grad:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.train.clip_grad)
+    s.optimizer.step()
+    return loss.detach()
+
+
+def batch_inputs(s: Setup, idx: np.ndarray, epoch: int, b: int, device: torch.device
+                 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor | None]:
+    """A training batch on the device: (x, labels, strand flags of RC augmentation or None)."""
+    t = s.cfg.train
+    x, y = load_batch(s.splits["train"], idx)  # type: ignore[arg-type]
+    strand = None
+    if t.rc_augment:
+        x, strand = rc_augment(x, t.seed, epoch, b)
+        strand = strand.to(device)
+    return x.to(device, non_blocking=True), y, strand
+
+
+def seconds_per_step(s: Setup, device: torch.device, steps: int = 12) -> float:
+    """Time training steps of a throw-away copy of the model on the first batches (the run's own model,
+    optimizer and RNG stream are untouched), for turning a time budget into a step count."""
+    import copy
+
+    t = s.cfg.train
+    probe = replace(s, model=copy.deepcopy(s.model))
+    probe.optimizer = torch.optim.AdamW(probe.model.parameters(), lr=0.0)
+    rng = torch.get_rng_state()
+    if isinstance(s.splits["train"], GenomeWindows):
+        s.splits["train"].draw(0)  # the positions of epoch 0 (a function of the seed: drawn again alike)
+    times = []
+    probe.model.train()
+    for b, idx in train_batches(s.splits["train"], batch_size=t.batch_size, seed=t.seed, epoch=0):  # type: ignore[arg-type]
+        if b >= steps:
+            break
+        t0 = time.perf_counter()
+        x, y, strand = batch_inputs(probe, idx, 0, b, device)
+        train_step(probe.model, probe, x, y, strand, (t.seed, 0, b), 0.0)
+        times.append(time.perf_counter() - t0)
+    torch.set_rng_state(rng)
+    return float(np.median(times[2:] if len(times) > 4 else times))
+
+
+def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, world: int) -> int:
+    """The schedule's length: train.epochs whole epochs, or what train.budget buys (the same on every rank)."""
+    t = s.cfg.train
+    if t.budget is None:
+        return steps_per_epoch * t.epochs
+    kind, value = parse_budget(t.budget)
+    if kind == "steps":
+        return int(value)
+    steps = torch.tensor([max(1, int(value / seconds_per_step(s, device)))], dtype=torch.int64)
+    if world > 1:
+        torch.distributed.broadcast(steps, 0)
+    return int(steps)
+
+
 def write_records(rd: Path, state: TrainerState) -> None:
     """metrics.jsonl and trace.jsonl from the state (before the checkpoint: it is the commit point)."""
     write_jsonl(rd / METRICS, state.history)
@@ -181,47 +246,41 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
     steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
-    total_steps = steps_per_epoch * t.epochs
+    if not state.total_steps:  # fixed once, at the start, and kept in the checkpoint
+        state.total_steps = plan_steps(s, steps_per_epoch, device, world)
+    total_steps = state.total_steps
+    epochs = math.ceil(total_steps / steps_per_epoch)
 
     def save_last() -> None:
         rngs = gather_rng(world)
         if rank == 0:
             save_training_state(rd / LAST, model, optimizer, rngs, state)
 
-    while not state.done and state.epoch < t.epochs:
+    while not state.done and state.epoch < epochs:
         epoch = state.epoch
         if isinstance(train, GenomeWindows):
             train.draw(epoch)  # new genome positions every epoch
         net.train()
-        bar = progress_bar(t.progress and rank == 0, total=steps_per_epoch, initial=state.batch,
-                           desc=f"epoch {epoch + 1}/{t.epochs}")
+        this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)  # the last may be partial
+        bar = progress_bar(t.progress and rank == 0, total=this_epoch, initial=state.batch,
+                           desc=f"epoch {epoch + 1}/{epochs}")
         t0, seen = time.perf_counter(), 0
         for b, idx in train_batches(train, batch_size=t.batch_size, seed=t.seed, epoch=epoch, start=state.batch,
                                     rank=rank, world=world):
-            x, y = load_batch(train, idx)
-            strand = None
-            if t.rc_augment:
-                x, strand = rc_augment(x, t.seed, epoch, b)
-                strand = strand.to(device)
-            x = x.to(device, non_blocking=True)
-            for group in optimizer.param_groups:
-                group["lr"] = t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac)
-            with autocast(device, s.precision):
-                key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
-                loss, _ = task.step(net, x, y, key=key, reverse=strand)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-            optimizer.step()
+            if b >= this_epoch:
+                break
+            x, y, strand = batch_inputs(s, idx, epoch, b, device)
+            key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
+            loss = train_step(net, s, x, y, strand, key,
+                              t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac))
             state.batch, state.step = b + 1, state.step + 1
-            state.record_loss(float(loss.detach()), steps_per_epoch)
+            state.record_loss(float(loss), steps_per_epoch)
             seen += len(idx) * world
             bar.update(1)
             if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}",
                                 seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < steps_per_epoch:
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
                 state.train_seconds += time.perf_counter() - t0
                 state.seqs_seen += seen
                 t0, seen = time.perf_counter(), 0

@@ -1,0 +1,76 @@
+"""train.budget (a time or step budget that sizes the schedule), and binary metrics at the threshold
+chosen on validation data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helixlab.config import config_from_dict, parse_budget
+from helixlab.errors import HelixError
+from helixlab.tasks.metrics import BinaryMetrics, best_mcc_threshold
+from helixlab.train import fit
+from tests.conftest import kill_and_resume, tiny_config
+
+
+def test_budget_strings():
+    assert parse_budget("30min") == ("seconds", 1800)
+    assert parse_budget(" 90 s ") == ("seconds", 90)
+    assert parse_budget("2h") == ("seconds", 7200)
+    assert parse_budget("20000 steps") == ("steps", 20000)
+    for bad in ("", "30", "fast", "-5min", "0 steps", "2.5 steps"):
+        with pytest.raises(HelixError, match="train.budget"):
+            parse_budget(bad)
+    with pytest.raises(HelixError, match="train.budget"):
+        config_from_dict(tiny_config({"train": "x.csv"}, budget="ten minutes"), "recipe.toml")
+
+
+def test_a_step_budget_runs_exactly_that_many_steps_with_a_partial_last_epoch(motif_data, tmp_path):
+    res = fit(config_from_dict(tiny_config(motif_data, batch_size=32, budget="40 steps"), "t"), tmp_path / "r")
+    history = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [15, 30, 40]  # 480 rows / 32 = 15 steps per epoch
+    assert res["budget_steps"] == 40 and res["epochs"] == 3
+    assert history[-1]["lr"] < 0.01 * 5e-3  # the cosine schedule spans the budget: near zero at its end
+
+
+def test_a_time_budget_becomes_a_recorded_step_count(motif_data, tmp_path):
+    res = fit(config_from_dict(tiny_config(motif_data, budget="3s"), "t"), tmp_path / "r")
+    assert res["budget"] == "3s" and res["budget_steps"] > 15
+    assert res["train_seconds"] < 3 * 3  # sized to the budget (timed on a copy; loose: machines vary)
+    # the recorded step count repeats the run exactly
+    again = fit(config_from_dict(tiny_config(motif_data, budget=f"{res['budget_steps']} steps"), "t"),
+                tmp_path / "again")
+    assert again["splits"]["test"] == res["splits"]["test"]
+
+
+def test_sigkill_during_a_budgeted_run_then_resume_gives_the_same_metrics(tmp_path, motif_data):
+    cfg = tiny_config(motif_data, epochs=5, batch_size=8, checkpoint_every=5, budget="130 steps")
+    straight, run = kill_and_resume(cfg, tmp_path)
+    a = json.loads((straight / "results.json").read_text())
+    b = json.loads((run / "results.json").read_text())
+    assert a["splits"] == b["splits"] and a["budget_steps"] == b["budget_steps"] == 130
+
+
+def test_mcc_at_the_validation_threshold():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(2000) < 0.25).astype(np.float32)  # 1:3, as small promoter sets are
+    scores = np.clip(0.15 + 0.25 * labels + rng.normal(0, 0.1, 2000), 0, 1)  # calibrated too low
+    thr = best_mcc_threshold(scores, labels)
+    acc = BinaryMetrics()
+    acc.update(scores[:, None], labels[:, None])
+    at = acc.at_threshold(thr)
+    assert acc.best_threshold() == pytest.approx(thr, abs=1e-6) and 0.2 < thr < 0.5
+    assert at["mcc_at_threshold"] > acc.compute()["mcc"] + 0.1
+    # the brute-force maximum over every threshold
+    best = max(acc.at_threshold(t)["mcc_at_threshold"] for t in np.unique(scores))
+    assert at["mcc_at_threshold"] == pytest.approx(best)
+
+
+def test_binary_runs_report_metrics_at_the_validation_threshold(motif_data, tmp_path):
+    res = fit(config_from_dict(tiny_config(motif_data, epochs=1), "t"), tmp_path / "r")
+    assert 0 < res["threshold"] < 1
+    for split in ("valid", "test"):
+        assert {"mcc_at_threshold", "accuracy_at_threshold"} <= set(res["splits"][split])
+    assert res["splits"]["valid"]["mcc_at_threshold"] >= res["splits"]["valid"]["mcc"]
