@@ -39,7 +39,6 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "best_e15": ("configs/promoter_best.toml", ["train.epochs=15"]),
         "best_e15_rc": ("configs/promoter_best.toml", ["train.epochs=15", "train.rc_augment=true",
                                                        "train.rc_average=true"]),
-        "cnn_gru_e12": ("configs/s1_cnn_gru.toml", ["train.epochs=12"]),
         "wide192_e10": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10"]),
     },
 }

@@ -76,3 +76,15 @@ def test_bad_precision_names_are_clear_errors(motif_data, tmp_path, capsys):
     assert "unknown precision 'half'" in capsys.readouterr().err
     with pytest.raises(HelixError, match="unknown precision"):
         helixlab.load(res_dir, precision="int8")
+
+
+def test_runs_recorded_with_train_amp_still_load_and_resume(motif_data, tmp_path):
+    run = tmp_path / "old"
+    fit(config_from_dict(tiny_config(motif_data, epochs=1), "test"), run)
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["train"]["precision"]
+    cfg["train"]["amp"] = False  # what runs recorded before train.precision
+    (run / "config.json").write_text(json.dumps(cfg))
+    model = helixlab.load(run, device="cpu")
+    assert model.run.config.train.precision == "fp32"
+    fit(None, run, resume=True)

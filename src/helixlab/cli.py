@@ -183,6 +183,25 @@ def dream_score(
 
 
 @app.command()
+def ensemble(
+    members: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="finished runs of one task (e.g. "
+                                                                           "seeds of a recipe)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="the ensemble directory to write (never overwritten)")],
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    precision: PrecisionOpt = "auto",
+) -> None:
+    """Combine finished runs into one model that averages their predictions; score it on the members'
+    shared valid/test splits. Every command that takes a run directory takes the ensemble directory."""
+    from helixlab.models.base import resolve_device
+    from helixlab.run.ensemble import build_ensemble
+
+    results = build_ensemble(members, out, device=str(resolve_device(device)), precision=precision)  # type: ignore[arg-type]
+    if results["splits"]:
+        _print_metrics(results["splits"])
+    typer.echo(f"wrote ensemble of {len(members)} runs to {out} (report: {out / 'report.md'})")
+
+
+@app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     data: Annotated[Path, typer.Argument(help="labelled data: a file or a prepared directory")],

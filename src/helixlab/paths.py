@@ -31,6 +31,7 @@ TRACE = "trace.jsonl"
 RESULTS = "results.json"
 REPORT = "report.md"
 CARD = "MODEL_CARD.md"
+ENSEMBLE = "ensemble.json"  # an ensemble directory: its member runs (helixlab ensemble)
 PLOTS = "plots"
 TOKENIZER_FILE = "tokenizer.json"  # models that tokenize keep their vocabulary beside the run
 LAST = Path("checkpoints/last.safetensors")

@@ -35,7 +35,8 @@ class Model:
         self.run, self.device, self.precision = run, device, precision
 
     def __repr__(self) -> str:
-        return (f"helixlab.Model({self.run.config.model.name}, task={self.run.task.kind}, "
+        name = f"ensemble of {len(self.run.members)}" if self.run.members else self.run.config.model.name
+        return (f"helixlab.Model({name}, task={self.run.task.kind}, "
                 f"outputs={self.output_names}, run={str(self.run.run_dir)!r}, device={self.device!r})")
 
     @property

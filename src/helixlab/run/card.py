@@ -106,3 +106,35 @@ def write_model_card(rd: Path, cfg: RunConfig, info: dict[str, Any], results: di
     path = rd / CARD
     write_text(path, "\n".join(lines))
     return path
+
+
+def write_ensemble_card(rd: Path, name: Path, cfg: RunConfig, info: dict[str, Any], results: dict[str, Any],
+                        member_results: list[dict[str, Any]]) -> Path:
+    """MODEL_CARD.md of an ensemble (written into `rd`, to be renamed `name`): its members, the data and
+    metrics of the ensemble beside each member's, use and limits (those of its first member's data)."""
+    task = cfg.task.kind
+    lines = [f"# Model card: {name.name} (ensemble)", "",
+             f"- **Model**: the mean of {len(results['members'])} members' predictions (probabilities or values), "
+             f"{results['params']:,} parameters in all; members listed in `ensemble.json`.",
+             f"- **Task**: {TASKS.get(task, task)}; labels {info['labels']}; {info['n_outputs']} outputs.", "",
+             "## Members", ""]
+    for path, res in zip(results["members"], member_results):
+        test = {k: v for k, v in res.get("splits", {}).get("test", {}).items() if k in KEY_METRICS}
+        lines.append(f"- `{path}`: `{res['model']}`, {res['params']:,} parameters, {res['epochs']} epochs; test "
+                     + (", ".join(f"{k} {format_metric(v)}" for k, v in test.items()) or "not scored"))
+    lines += ["", "## Data (first member; every member was checked to read the same inputs)", ""]
+    for split, meta in info.get("data", {}).items():
+        lines += _data(split, meta)
+    lines += ["", "## Metrics of the ensemble", ""]
+    for split, metrics in results.get("splits", {}).items():
+        shown = {k: v for k, v in metrics.items() if k in KEY_METRICS}
+        lines.append(f"- **{split}**: " + ", ".join(f"{k} {format_metric(v)}" for k, v in shown.items()))
+    if not results.get("splits"):
+        lines.append("- not scored: the members' valid/test data differ (`helixlab evaluate` scores it on any data)")
+    lines += ["", "Report ensembles as their own rows, never mixed with single models.", "",
+              "## Use", "", *_usage(name, task),
+              "## Known limits", "", *_limits(cfg, info, task),
+              "- A member that is moved or deleted breaks the ensemble (members are referenced, not copied).", ""]
+    path = rd / CARD
+    write_text(path, "\n".join(lines))
+    return path

@@ -59,7 +59,12 @@ def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     path = rd / CONFIG
     if not path.exists():
         raise HelixError("not a helixlab run directory (no config.json)", path=str(rd))
-    return config_from_dict(read_json_object(path, "run config"), str(path))
+    values = read_json_object(path, "run config")
+    train = values.get("train")
+    if isinstance(train, dict) and "amp" in train:  # recorded before train.precision replaced train.amp
+        amp = train.pop("amp")
+        train.setdefault("precision", "auto" if amp else "fp32")
+    return config_from_dict(values, str(path))
 
 
 def read_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -38,3 +38,12 @@ def evaluate_shard(model: torch.nn.Module, shard: Split, task: Task, *, batch_si
     bar.close()
     model.train(was_training)
     return {"loss": loss_sum / max(n, 1), **acc.compute()}, acc
+
+
+def add_threshold_metrics(results: dict[str, Any], accumulators: dict[str, Any]) -> None:
+    """Binary tasks: also accuracy and MCC at the threshold with the best MCC on valid (results['threshold'])."""
+    if "valid" not in accumulators or not hasattr(accumulators["valid"], "best_threshold"):
+        return
+    results["threshold"] = accumulators["valid"].best_threshold()
+    for split, acc in accumulators.items():
+        results["splits"][split].update(acc.at_threshold(results["threshold"]))

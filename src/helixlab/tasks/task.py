@@ -45,6 +45,11 @@ class TaskConfig:
     target: str = "base"
 
 
+def mean_distribution(outs: list[torch.Tensor]) -> torch.Tensor:
+    """Logits of the mean of several softmax distributions (an ensemble of classifiers or binned regressors)."""
+    return torch.stack([torch.softmax(o.float(), -1) for o in outs]).mean(0).clamp_min(1e-12).log()
+
+
 class Task:
     kind: str
     default_monitor: str
@@ -90,6 +95,11 @@ class Task:
         """Raw outputs -> predictions (probabilities or values)."""
         return out
 
+    def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        """Raw outputs of several models -> raw outputs whose `activate` is the mean of theirs (an ensemble
+        averages probabilities or values). Default: the mean (outputs that are values)."""
+        return torch.stack([o.float() for o in outs]).mean(0)
+
     def metrics(self) -> Any:
         """A fresh accumulator: `.update(activated outputs (N, n_outputs), labels (N, T))`, `.compute()`."""
         raise NotImplementedError
@@ -116,6 +126,9 @@ class BinaryTask(Task):
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out.float())
+
+    def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logit(torch.stack([self.activate(o) for o in outs]).mean(0), eps=1e-7)
 
     def metrics(self) -> BinaryMetrics:
         return BinaryMetrics(self.n_labels)
@@ -144,6 +157,9 @@ class MulticlassTask(Task):
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         return torch.softmax(out.float(), -1)
+
+    def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        return mean_distribution(outs)
 
     def metrics(self) -> MulticlassMetrics:
         return MulticlassMetrics(self.cfg.n_classes)
@@ -192,6 +208,12 @@ class RegressionTask(Task):
         if not self.cfg.bins:
             return out
         return (torch.softmax(out.float(), -1) * self.centres(out.device)).sum(-1, keepdim=True)
+
+    def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        if not self.cfg.bins:
+            return super().combine(outs)
+        # the mean bin distribution: its expected value is the mean of the members' values
+        return mean_distribution(outs)
 
     def metrics(self) -> RegressionMetrics:
         return RegressionMetrics(self.n_labels)

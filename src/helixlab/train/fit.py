@@ -31,7 +31,7 @@ from helixlab.paths import BEST, CONFIG, LAST, RESULTS, best_or_last, read_json_
 from helixlab.run.card import write_model_card
 from helixlab.run.records import read_config
 from helixlab.run.report import write_report
-from helixlab.tasks import evaluate_shard
+from helixlab.tasks import add_threshold_metrics, evaluate_shard
 from helixlab.train.checkpoint import save_training_state
 from helixlab.train.device import barrier, dist_info, distributed_device, gather_rng
 from helixlab.train.loop import Setup, setup, train_loop, write_records
@@ -163,10 +163,7 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
                                       rc_average=t.rc_average, precision=s.precision)
         results["splits"][split] = metrics
         accumulators[split] = acc
-    if task.kind == "binary" and "valid" in accumulators:  # also at the threshold that is best on valid
-        results["threshold"] = accumulators["valid"].best_threshold()
-        for split, acc in accumulators.items():
-            results["splits"][split].update(acc.at_threshold(results["threshold"]))
+    add_threshold_metrics(results, accumulators)
     write_json(rd / RESULTS, results)
     write_model_card(rd, cfg, s.info, results)
     write_report(rd, cfg, s.info, results, state.history, accumulators, task, trace=state.trace)
