@@ -291,6 +291,31 @@ def test_dream_cli_train_predict_and_prepare(tmp_path):
     assert Shard.open(tmp_path / "prep").length == 80
 
 
+def test_a_110_bp_run_padded_by_its_recipe_predicts_shorter_dream_sequences(tmp_path):
+    import helixlab
+
+    files = _regression_files(tmp_path)
+    cfg = _legnet_config(files)
+    cfg["train"]["epochs"] = 1  # type: ignore[index]
+    short = tmp_path / "short.txt"  # DREAM-format sequences of 100-110 bp, as the official training file holds
+    short.write_text("".join(f"{LEFT}{s}{RIGHT}\t1.0\n" for n in range(70, 81)
+                             for s in random_seqs(1, n, n)))
+    fit(config_from_dict(cfg, "test"), tmp_path / "plain")
+    with pytest.raises(HelixError, match="differs from the model's input length 110 .a recipe can pad"):
+        helixlab.load(tmp_path / "plain").predict(str(short))
+    cfg["data"].update(pad_to=110, pad_context="pTpA")  # type: ignore[attr-defined]
+    fit(config_from_dict(cfg, "test"), tmp_path / "padded")
+    model = helixlab.load(tmp_path / "padded")
+    assert model.seq_len == 110
+    pred = model.predict(str(short))
+    assert pred.shape == (11, 1) and np.isfinite(pred).all()
+    x = model.inputs(str(short))
+    up = alphabet.encode(PLASMID_CONTEXT["pTpA"][0])
+    assert (x[0, :10] == up[-10:]).all()  # 100 bp: the 10 plasmid bases just upstream come first
+    card = (tmp_path / "padded" / "MODEL_CARD.md").read_text()
+    assert "Shorter sequences are accepted: extended to 110 bases with the pTpA context" in card
+
+
 # ---------------------------------------------------------------- the official scorer
 
 def _toy_test() -> DreamTest:

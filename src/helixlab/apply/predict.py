@@ -90,7 +90,9 @@ def model_inputs(run: LoadedRun, codes: np.ndarray, lens: np.ndarray, *, path: s
         bad = np.flatnonzero(lens != run.seq_len)
         if bad.size:
             raise HelixError(f"sequence length {lens[bad[0]]} differs from the model's input length "
-                             f"{run.seq_len}", path=path, record=f"line {lines[bad[0]]}")
+                             f"{run.seq_len}" + ("" if run.config.data.pad_to else
+                                                 " (a recipe can pad shorter ones: data.pad_to with "
+                                                 "data.pad_context, or N)"), path=path, record=f"line {lines[bad[0]]}")
         matrix = codes.reshape(-1, run.seq_len)
         if run.task.kind == "context":  # the centre base is what the model predicts: it never sees it
             matrix = matrix.copy()

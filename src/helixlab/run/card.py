@@ -50,6 +50,10 @@ def _limits(cfg: RunConfig, info: dict[str, Any], task: str) -> list[str]:
     if d.crop or d.pad_to:
         out.append(f"- Inputs are cropped/padded as in training (crop {d.crop}, pad to {d.pad_to} with "
                    f"{d.pad_context or 'N'}); `helixlab predict` and `helixlab.load` do it for you.")
+    if d.pad_to and info.get("seq_len"):
+        out.append(f"- Shorter sequences are accepted: extended to {d.pad_to} bases with "
+                   f"{'the ' + str(d.pad_context) + ' context' if d.pad_context else 'N on the right'}"
+                   f"{' (after the crop)' if d.crop else ''}; longer ones are refused.")
     if task == "context":
         out.append("- Accuracy differs strongly between repeat (soft-masked) and non-repeat positions; the metrics "
                    "give both. Trained on the regions above only: other genomes or chromosomes are untested.")
