@@ -39,6 +39,8 @@ class TrainConfig:
     "20000 steps". A time budget becomes a step count at the start of the run by timing a few training
     steps (recorded in results.json as budget_steps; give that count as "N steps" to repeat the run exactly).
     The learning-rate schedule spans the budget; the last epoch may be partial; early stopping still applies.
+    ema: decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation scores the
+    average and the best checkpoint keeps it.
     precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
     auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
@@ -58,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     budget: str | None = None
+    ema: float = 0.0
     precision: str = "auto"
     threads: int | None = None
     checkpoint_every: int = 200
@@ -205,6 +208,9 @@ def check_config(cfg: RunConfig, source: str) -> None:
                          path=source, record="train.schedule")
     if t.budget is not None:
         parse_budget(t.budget, source)
+    if not 0.0 <= t.ema < 1.0:
+        raise HelixError(f"train.ema must be a decay in [0, 1) (0 = off), got {t.ema}", path=source,
+                         record="train.ema")
     if t.precision not in PRECISIONS:
         raise HelixError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}",
                          path=source, record="train.precision")

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from helixlab.errors import HelixError
 from helixlab.paths import atomic_path
 
-NOT_WEIGHTS = ("optim.", "rng.")  # tensors of a training-state file that are not model weights
+NOT_WEIGHTS = ("optim.", "rng.", "ema.")  # tensors of a training-state file that are not model weights
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:

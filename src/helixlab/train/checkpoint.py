@@ -65,9 +65,12 @@ class TrainerState:
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        rng_states: list[torch.Tensor], state: TrainerState) -> None:
-    """Everything needed to resume exactly: weights, optimizer moments, per-rank RNG, trainer state."""
+                        rng_states: list[torch.Tensor], state: TrainerState,
+                        average: dict[str, torch.Tensor] | None = None) -> None:
+    """Everything needed to resume exactly: weights, optimizer moments, per-rank RNG, trainer state, and
+    the weight average (train.ema) when there is one."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in (average or {}).items()})
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for pid, pstate in opt["state"].items():
@@ -84,8 +87,9 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 
 
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
-                        ) -> tuple[list[torch.Tensor], TrainerState]:
-    """Restore weights and optimizer from a training-state file; returns (per-rank RNG states, trainer state)."""
+                        ) -> tuple[list[torch.Tensor], TrainerState, dict[str, torch.Tensor]]:
+    """Restore weights and optimizer from a training-state file; returns (per-rank RNG states, trainer state,
+    the weight average's tensors: empty without train.ema)."""
     tensors, meta = read(path)
     try:
         model.load_state_dict(model_tensors(tensors))
@@ -103,4 +107,5 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     except (json.JSONDecodeError, ValueError, RuntimeError) as exc:
         raise HelixError(f"cannot resume from this checkpoint ({str(exc).splitlines()[0]})", path=str(path)) from None
     rngs = [tensors[f"rng.{r}"] for r in range(sum(k.startswith("rng.") for k in tensors))]
-    return rngs, TrainerState.from_dict(trainer, str(path))
+    average = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+    return rngs, TrainerState.from_dict(trainer, str(path)), average

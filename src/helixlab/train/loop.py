@@ -8,6 +8,7 @@ optimizer moments, the step and every rank's torch RNG state (`helixlab.train.ch
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from helixlab.progress import progress_bar
 from helixlab.run.records import environment, read_config
 from helixlab.seq.alphabet import decode_rows
 from helixlab.tasks import HIGHER_IS_BETTER, Task, evaluate_shard, make_task
+from helixlab.train.averaging import WeightAverage
 from helixlab.train.checkpoint import TrainerState, load_training_state, save_training_state
 from helixlab.train.device import barrier, gather_rng
 from helixlab.train.pretrained import adopt, load_init
@@ -71,6 +73,7 @@ class Setup:
     state: TrainerState
     info: dict[str, Any]
     precision: str  # resolved: 'fp32' or 'bf16'
+    average: WeightAverage | None = None  # train.ema
 
 
 def _prepare_model(cfg: RunConfig, rd: Path, train: Split) -> RunConfig:
@@ -152,15 +155,17 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
     state = TrainerState()
+    shadow: dict[str, torch.Tensor] = {}
     if not fresh:
-        rngs, state = load_training_state(rd / LAST, model, optimizer)
+        rngs, state, shadow = load_training_state(rd / LAST, model, optimizer)
         if len(rngs) != world:
             raise HelixError(f"checkpoint was written by {len(rngs)} processes, resuming with {world}",
                              path=str(rd / LAST))
         torch.set_rng_state(rngs[rank])
     else:
         torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
-    return Setup(cfg, splits, task, model, optimizer, state, info, precision)
+    average = WeightAverage(model, t.ema, shadow) if t.ema else None
+    return Setup(cfg, splits, task, model, optimizer, state, info, precision, average)
 
 
 def train_step(net: torch.nn.Module, s: Setup, x: torch.Tensor, y: np.ndarray, strand: torch.Tensor | None,
@@ -254,7 +259,8 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
     def save_last() -> None:
         rngs = gather_rng(world)
         if rank == 0:
-            save_training_state(rd / LAST, model, optimizer, rngs, state)
+            save_training_state(rd / LAST, model, optimizer, rngs, state,
+                                s.average.shadow if s.average else None)
 
     while not state.done and state.epoch < epochs:
         epoch = state.epoch
@@ -274,6 +280,8 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
             loss = train_step(net, s, x, y, strand, key,
                               t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac))
             state.batch, state.step = b + 1, state.step + 1
+            if s.average is not None:
+                s.average.update(model, state.step)
             state.record_loss(float(loss), steps_per_epoch)
             seen += len(idx) * world
             bar.update(1)
@@ -292,18 +300,19 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
                                   "train_loss": state.loss_sum / max(state.loss_n, 1),
                                   "train_seconds": round(state.train_seconds, 2)}
         improved = True
-        if valid is not None:
-            metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
-                                        rc_average=t.rc_average, precision=s.precision)
-            record.update({f"valid_{k}": v for k, v in metrics.items()})
-            improved = is_better(metrics[monitor], state.best, monitor)
-            state.bad_epochs = 0 if improved else state.bad_epochs + 1
+        with s.average.applied(model) if s.average else contextlib.nullcontext():  # validate the average
+            if valid is not None:
+                metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
+                                            rc_average=t.rc_average, precision=s.precision)
+                record.update({f"valid_{k}": v for k, v in metrics.items()})
+                improved = is_better(metrics[monitor], state.best, monitor)
+                state.bad_epochs = 0 if improved else state.bad_epochs + 1
+                if improved:
+                    state.best = metrics[monitor]
             if improved:
-                state.best = metrics[monitor]
-        if improved:
-            state.best_epoch = epoch + 1
-            if rank == 0:
-                save_weights(model, rd / BEST, {"epoch": epoch + 1, monitor: state.best})
+                state.best_epoch = epoch + 1
+                if rank == 0:
+                    save_weights(model, rd / BEST, {"epoch": epoch + 1, monitor: state.best})
         state.history.append(record)
         state.epoch, state.batch, state.loss_sum, state.loss_n = epoch + 1, 0, 0.0, 0
         state.done = bool(t.patience and state.bad_epochs >= t.patience)

@@ -1,0 +1,49 @@
+"""train.ema: the weight average is what validation scores and the best checkpoint keeps, and it resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from helixlab.config import config_from_dict
+from helixlab.errors import HelixError
+from helixlab.models.weights import read
+from helixlab.train import fit
+from helixlab.train.averaging import WeightAverage
+from tests.conftest import kill_and_resume, tiny_config
+
+
+def test_the_average_follows_the_ema_formula_and_is_swapped_in_and_out():
+    model = torch.nn.Linear(3, 1)
+    avg = WeightAverage(model, 0.5)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    avg.update(model, step=100)  # decay min(0.5, 101/110) = 0.5
+    assert torch.allclose(avg.shadow["weight"], start + 0.5)
+    with avg.applied(model):
+        assert torch.allclose(model.weight, start + 0.5)
+    assert torch.allclose(model.weight, start + 1.0)
+
+
+def test_an_ema_run_keeps_the_average_as_its_best_checkpoint(motif_data, tmp_path):
+    res = fit(config_from_dict(tiny_config(motif_data, epochs=3, ema=0.9), "t"), tmp_path / "r")
+    assert res["splits"]["test"]["accuracy"] > 0.8
+    best, _ = read(tmp_path / "r" / "checkpoints" / "best.safetensors")
+    last, _ = read(tmp_path / "r" / "checkpoints" / "last.safetensors")
+    assert res["best_epoch"] == 3
+    for key, value in best.items():  # the best (last epoch) weights are the average, not the trained ones
+        assert torch.equal(value, last[f"ema.{key}"])
+    assert any(not torch.equal(v, last[f"model.{k}"]) for k, v in best.items())
+    with pytest.raises(HelixError, match="train.ema"):
+        config_from_dict(tiny_config(motif_data, ema=1.0), "t")
+
+
+def test_sigkill_then_resume_with_ema_gives_the_same_metrics(tmp_path, motif_data):
+    cfg = tiny_config(motif_data, epochs=4, batch_size=8, checkpoint_every=5, ema=0.98)
+    straight, run = kill_and_resume(cfg, tmp_path)
+    a = json.loads((straight / "results.json").read_text())
+    b = json.loads((run / "results.json").read_text())
+    assert a["splits"] == b["splits"]
