@@ -63,7 +63,7 @@ def seconds_per_call(fn: Callable[[], Any], min_seconds: float, max_calls: int =
     return statistics.median(times)
 
 
-def measure(name: str, seconds: float, compile_: bool) -> dict[str, Any]:
+def measure(name: str, seconds: float, compile_: bool, device: str = "cpu") -> dict[str, Any]:
     import torch
 
     from helixlab.apply.predict import predict
@@ -75,29 +75,35 @@ def measure(name: str, seconds: float, compile_: bool) -> dict[str, Any]:
     cfg = load_config(ROOT / recipe, overrides)
     t = cfg.train
     torch.manual_seed(0)
-    model = build_model(cfg.model.name, cfg.model.params, length, n_out)
+    dev = torch.device(device)
+    model = build_model(cfg.model.name, cfg.model.params, length, n_out).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randint(0, 4, (t.batch_size, length), dtype=torch.uint8)
+    x = torch.randint(0, 4, (t.batch_size, length), dtype=torch.uint8, device=dev)
     x_eval = torch.randint(0, 4, (max(t.eval_batch_size, t.batch_size), length), dtype=torch.uint8)
-    cpu = torch.device("cpu")
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def step(net: torch.nn.Module, precision: str) -> Callable[[], None]:
         def run() -> None:
-            with autocast(cpu, precision):
+            with autocast(dev, precision):
                 loss = net(x).float().square().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sync()
         return run
 
     def infer(precision: str) -> Callable[[], None]:
         return lambda: predict(model, x_eval, batch_size=t.eval_batch_size, rc_average=t.rc_average,
-                               precision=precision)
+                               precision=precision, device=dev)
 
     model.train()
     row: dict[str, Any] = {"row": name, "recipe": recipe, "model": cfg.model.name, "params": count_params(model),
                            "length": length, "batch": t.batch_size, "eval_batch": t.eval_batch_size,
-                           "rc_average": t.rc_average, "auto": resolve_precision("auto", cpu, model)}
+                           "rc_average": t.rc_average, "auto": resolve_precision("auto", dev, model),
+                           "device": dev.type}
     for precision in ("fp32", "bf16"):
         row[f"train_{precision}"] = t.batch_size / seconds_per_call(step(model, precision), seconds)
     if compile_:
@@ -148,6 +154,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (at least 3 calls)")
     ap.add_argument("--compile", action="store_true", help="also time a torch.compile'd training step")
     ap.add_argument("--fresh", action="store_true", help="measure rows again even when recorded")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--results", type=Path, default=OUT_JSON, help="results file (the .md is written beside it)")
     args = ap.parse_args()
     OUT_JSON, OUT_MD = args.results, args.results.with_suffix(".md")
@@ -161,7 +168,7 @@ def main() -> None:
     for name in args.only:
         if name in done:
             continue
-        row = {**measure(name, args.seconds, args.compile), "cpu_bf16": cpu_has_bf16(), **provenance(env)}
+        row = {**measure(name, args.seconds, args.compile, args.device), "cpu_bf16": cpu_has_bf16(), **provenance(env)}
         append_record(OUT_JSON, row)
         print({k: (round(v) if isinstance(v, float) else v) for k, v in row.items()
                if k.startswith(("row", "train", "infer", "params"))}, flush=True)
