@@ -33,13 +33,15 @@ RECIPES = {
     "window_gru": "configs/s1_window_gru.toml",
     "kmer_linear": "configs/promoter_kmer_linear.toml",
     "best": "configs/promoter_best.toml",
+    "budget": "configs/promoter_budget.toml",
 }
 DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
 WORK = ROOT / "benchmarks" / "work"
 OUT_JSON = RESULTS / "promoter.json"
 OUT_MD = RESULTS / "promoter.md"
-COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "auroc", "params", "epochs", "train_seconds",
-           "train_seq_per_s")
+COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "mcc_at_threshold", "auroc", "params", "epochs",
+           "train_seconds", "train_seq_per_s")
+ENSEMBLE_COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "mcc_at_threshold", "auroc", "params")
 
 
 def data_paths(dataset: str) -> dict[str, str]:
@@ -79,6 +81,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], dest="overrides", help="extra key=value overrides")
     ap.add_argument("--results", type=Path, default=OUT_JSON, help="results file (the .md is written beside it)")
     ap.add_argument("--work", type=Path, default=WORK, help="directory for prepared data and runs")
+    ap.add_argument("--ensemble", action="store_true", help="also score each (dataset, model) whose seeds are all "
+                    "finished as an ensemble of them (its own rows)")
     args = ap.parse_args()
     WORK, OUT_JSON, OUT_MD = args.work, args.results, args.results.with_suffix(".md")
     env = environment()
@@ -96,7 +100,32 @@ def main() -> None:
                 fit_and_record(ROOT / RECIPES[model], overrides, run_dir, OUT_JSON, f"{dataset} {model} seed {seed}",
                                {"dataset": dataset, "model": model, "recipe": RECIPES[model], "seed": seed}, env)
                 write_summary()
+    if args.ensemble:
+        for dataset in args.datasets:
+            for model in args.models:
+                record_ensemble(dataset, model, args.seeds, env)
     write_summary()
+
+
+def record_ensemble(dataset: str, model: str, seeds: list[int], env: dict) -> None:
+    """The finished seeds of (dataset, model) as one ensemble, scored on the same test split; its own record."""
+    from common import append_record, provenance
+
+    from helixlab.paths import read_json_object
+    from helixlab.run.ensemble import build_ensemble
+
+    label = f"{model} (ensemble of {len(seeds)})"
+    if any(r["dataset"] == dataset and r["model"] == label for r in load_records(OUT_JSON)):
+        return
+    runs = [WORK / "runs" / dataset / model / f"seed{s}" for s in seeds]
+    if not all((r / "results.json").exists() for r in runs):
+        return
+    out = WORK / "ensembles" / dataset / f"{model}_seeds{'-'.join(map(str, seeds))}"
+    res = build_ensemble(runs, out) if not (out / "results.json").exists() else read_json_object(out / "results.json")
+    test = res["splits"]["test"]
+    append_record(OUT_JSON, {"dataset": dataset, "model": label, "kind": "ensemble", "seed": seeds,
+                             "members": [str(r) for r in runs], "params": res["params"],
+                             **{k: test.get(k) for k in ENSEMBLE_COLUMNS if k != "params"}, **provenance(env)})
 
 
 def write_summary() -> None:
@@ -105,7 +134,12 @@ def write_summary() -> None:
     if not records:
         return
     env = records[-1]
-    table = summary_table(records, ("dataset", "model"), COLUMNS, fmt=averages("train_seconds", "train_seq_per_s"))
+    singles = [r for r in records if r.get("kind") != "ensemble"]
+    ensembles = [r for r in records if r.get("kind") == "ensemble"]
+    table = summary_table(singles, ("dataset", "model"), COLUMNS, fmt=averages("train_seconds", "train_seq_per_s"))
+    if ensembles:
+        table += ("\n\nEnsembles (the mean of the seeds' probabilities; not single models):\n\n"
+                  + summary_table(ensembles, ("dataset", "model"), ENSEMBLE_COLUMNS, fmt=averages()))
     write_report(OUT_MD, "S1 promoter benchmark",
                  "Test-set metrics of the best-validation checkpoint, mean ± sd over seeds. "
                  "prom_300_all train = reconstructed positives + `helixlab negatives --mode random --seed 0`; "

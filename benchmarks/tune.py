@@ -40,7 +40,7 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # best_e15_rc (train.rc_augment + rc_average) was stopped after 5 of 15 epochs: valid MCC 0.606 against
         # 0.652 without at the same epoch (promoters are strand-specific); its metrics are in results/tune_partial
         "best_e12_ema": ("configs/promoter_best.toml", ["train.epochs=12", "train.ema=0.999"]),
-        "wide192_e10": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10"]),
+        "wide192_e10_ema": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999"]),
     },
 }
 

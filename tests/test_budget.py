@@ -74,3 +74,12 @@ def test_binary_runs_report_metrics_at_the_validation_threshold(motif_data, tmp_
     for split in ("valid", "test"):
         assert {"mcc_at_threshold", "accuracy_at_threshold"} <= set(res["splits"][split])
     assert res["splits"]["valid"]["mcc_at_threshold"] >= res["splits"]["valid"]["mcc"]
+
+
+def test_evaluate_reports_metrics_at_the_runs_threshold(motif_data, tmp_path):
+    from helixlab.apply.evaluate import evaluate_run
+    from helixlab.run.loaded import load_run
+
+    res = fit(config_from_dict(tiny_config(motif_data, epochs=1), "t"), tmp_path / "r")
+    metrics = evaluate_run(load_run(tmp_path / "r"), motif_data["test"], progress=False)
+    assert metrics["mcc_at_threshold"] == pytest.approx(res["splits"]["test"]["mcc_at_threshold"])

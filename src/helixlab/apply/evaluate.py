@@ -9,6 +9,7 @@ from pathlib import Path
 
 from helixlab.data.splits import genome_split, open_data, open_genome
 from helixlab.errors import HelixError
+from helixlab.paths import RESULTS, read_json_object
 from helixlab.run.loaded import LoadedRun
 from helixlab.tasks import evaluate_shard
 
@@ -40,7 +41,19 @@ def evaluate_run(run: LoadedRun, data: str | os.PathLike[str], *, where: str | N
         run.task.check_data(shard.meta, run.info["labels"], str(data))
         if run.seq_len is not None and shard.length != run.seq_len:
             raise HelixError(f"sequences must be {run.seq_len} bp for this model", path=str(data))
-        metrics, _ = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=device,
-                                    rc_average=run.config.train.rc_average if rc_average is None else rc_average,
-                                    precision=precision, progress=progress)
+        metrics, acc = evaluate_shard(run.model, shard, run.task, batch_size=batch_size, device=device,
+                                      rc_average=run.config.train.rc_average if rc_average is None else rc_average,
+                                      precision=precision, progress=progress)
+    threshold = recorded_threshold(run)
+    if threshold is not None:  # binary runs: also at the threshold the run chose on its validation split
+        metrics.update(acc.at_threshold(threshold))
     return metrics
+
+
+def recorded_threshold(run: LoadedRun) -> float | None:
+    """The decision threshold a binary run (or ensemble) chose on valid (results.json), if any."""
+    path = run.run_dir / RESULTS
+    if run.task.kind != "binary" or not path.exists():
+        return None
+    value = read_json_object(path, "run results").get("threshold")
+    return float(value) if isinstance(value, (int, float)) else None
