@@ -45,6 +45,22 @@ def test_a_time_budget_becomes_a_recorded_step_count(motif_data, tmp_path):
     assert again["splits"]["test"] == res["splits"]["test"]
 
 
+def test_a_timed_count_is_committed_before_the_first_step(motif_data, tmp_path, monkeypatch):
+    from helixlab.train.checkpoint import TrainerState
+
+    def killed(self, loss, steps_per_epoch):  # as a kill -9 during the first step
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(TrainerState, "record_loss", killed)
+        with pytest.raises(KeyboardInterrupt):
+            fit(config_from_dict(tiny_config(motif_data, budget="2s"), "t"), tmp_path / "r")
+    resumed = fit(None, tmp_path / "r", resume=True)  # keeps the count timed before the kill
+    again = fit(config_from_dict(tiny_config(motif_data, budget=f"{resumed['budget_steps']} steps"), "t"),
+                tmp_path / "again")
+    assert resumed["splits"] == again["splits"]
+
+
 def test_sigkill_during_a_budgeted_run_then_resume_gives_the_same_metrics(tmp_path, motif_data):
     cfg = tiny_config(motif_data, epochs=5, batch_size=8, checkpoint_every=5, budget="130 steps")
     straight, run = kill_and_resume(cfg, tmp_path)

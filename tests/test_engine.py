@@ -73,6 +73,19 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, motif_da
     assert [h["valid_loss"] for h in hist_a] == [h["valid_loss"] for h in hist_b]
 
 
+def test_ddp_with_a_time_budget_agrees_on_one_step_count(tmp_path, motif_data):
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(tiny_config(motif_data, budget="2s")))
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((run / "results.json").read_text())
+    history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert res["budget_steps"] > 0 and history[-1]["step"] == res["budget_steps"]
+
+
 def test_ddp_two_processes_over_gloo(tmp_path, motif_data):
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(tiny_config(motif_data, epochs=2)))

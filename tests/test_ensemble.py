@@ -68,6 +68,9 @@ def test_an_ensemble_is_used_like_a_run(seeds, tmp_path, capsys):
     members = np.stack([helixlab.load(r, device="cpu").predict(str(data["test"])) for r in runs])
     assert np.allclose(ens.predict(str(data["test"])), members.mean(0), atol=1e-5)
     assert ens.embed(str(data["test"])).shape[1] == 3 * helixlab.load(runs[0]).embed("ACGT" * 10).shape[1]
+    # with strand averaging, each member averages its strands before the members are combined
+    both = np.stack([helixlab.load(r, device="cpu").predict(str(data["test"]), rc_average=True) for r in runs])
+    assert np.allclose(ens.predict(str(data["test"]), rc_average=True), both.mean(0), atol=1e-5)
     # evaluate and predict take it like a run
     capsys.readouterr()
     assert main(["evaluate", str(out), str(data["test"]), "-o", str(tmp_path / "m.json")]) == 0

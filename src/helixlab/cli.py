@@ -366,7 +366,7 @@ def attributions_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="batch size (mutants per batch for ism) [default: "
                                                            "128 for ism on a CPU, else 256]")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
-    precision: Annotated[str, typer.Option(help="ism: auto, fp32 or bf16 (gradient methods run in fp32)")] = "auto",
+    precision: Annotated[str, typer.Option(help="ism: fp32, auto or bf16 (gradient methods run in fp32)")] = "fp32",
 ) -> None:
     """Attribute a run's output to the bases of each input record; save the arrays, logos and a metaplot."""
     from helixlab.interpret.attributions import attribute_file

@@ -82,6 +82,12 @@ class SequenceModel(nn.Module):
         """Models `fitted_by_counting`: take the counts the trainer made over the training genome."""
         raise NotImplementedError(f"{type(self).__name__} is not fitted by counting")
 
+    def strand_average(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw outputs averaged over each sequence and its reverse complement (flagged as such for models
+        that read the strand). An ensemble averages each member's strands before combining them."""
+        reverse = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        return (self(x).float() + self(reverse_complement(x), reverse).float()) / 2
+
     def forward(self, x: torch.Tensor, strand: torch.Tensor | None = None, target: Any = None) -> torch.Tensor:
         if target is None:
             return self.outputs(x, strand)
@@ -154,9 +160,12 @@ def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
 
 @torch.no_grad()
 def model_outputs(model: nn.Module, x: torch.Tensor, *, rc_average: bool = False) -> torch.Tensor:
-    """Raw outputs (N, n_outputs); with rc_average, the mean over the sequence and its reverse complement."""
+    """Raw outputs (N, n_outputs); with rc_average, the mean over the sequence and its reverse complement
+    (`SequenceModel.strand_average`)."""
+    inner = unwrap(model)
+    if rc_average and isinstance(inner, SequenceModel):
+        return inner.strand_average(x)
     out = call(model, x).float()
-    if rc_average:
-        reverse = torch.ones(len(x), dtype=torch.bool, device=x.device)
-        out = (out + call(model, reverse_complement(x), reverse).float()) / 2  # type: ignore[arg-type]
+    if rc_average:  # any other callable: both strands, no strand flags
+        out = (out + call(model, reverse_complement(x)).float()) / 2  # type: ignore[arg-type]
     return out

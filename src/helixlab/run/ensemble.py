@@ -79,6 +79,9 @@ def build_ensemble(members: list[str | os.PathLike[str]], out: str | os.PathLike
         write_json(tmp / RESULTS, results)
         write_ensemble_card(tmp, target, first, ens.info, results, member_results)
         write_text(tmp / REPORT, ensemble_report(target, results))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # as a plain mkdir would make it (mkdtemp makes it private)
         os.replace(tmp, target)  # the finished directory appears at once
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -59,6 +59,9 @@ class Ensemble(SequenceModel):
     def outputs(self, x: torch.Tensor, strand: torch.Tensor | None = None) -> torch.Tensor:
         return self.task.combine([m(x, strand) for m in self.members])
 
+    def strand_average(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.combine([m.strand_average(x) for m in self.members])  # type: ignore[operator]
+
 
 def _members(rd: Path) -> list[Path]:
     record = read_json_object(rd / ENSEMBLE, "ensemble record")
@@ -87,7 +90,8 @@ def compatible(first: LoadedRun, other: LoadedRun) -> None:
               ("input length", first.info["seq_len"], other.info["seq_len"]),
               ("input transforms (crop, padding, flank)", first.config.data.seq_options(),
                other.config.data.seq_options()),
-              ("flank", first.config.data.flank, other.config.data.flank)]
+              ("flank", first.config.data.flank, other.config.data.flank),
+              ("strand averaging (train.rc_average)", first.config.train.rc_average, other.config.train.rc_average)]
     for what, a, b in checks:
         if a != b:
             raise HelixError(f"ensemble members differ in {what}: {a!r} in {first.run_dir} vs {b!r}",

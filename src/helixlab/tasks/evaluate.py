@@ -41,8 +41,10 @@ def evaluate_shard(model: torch.nn.Module, shard: Split, task: Task, *, batch_si
 
 
 def add_threshold_metrics(results: dict[str, Any], accumulators: dict[str, Any]) -> None:
-    """Binary tasks: also accuracy and MCC at the threshold with the best MCC on valid (results['threshold'])."""
-    if "valid" not in accumulators or not hasattr(accumulators["valid"], "best_threshold"):
+    """Binary tasks with one label column: also accuracy and MCC at the threshold with the best MCC on valid
+    (results['threshold'])."""
+    valid = accumulators.get("valid")
+    if valid is None or not hasattr(valid, "best_threshold") or len(valid.counts) != 1:  # single-label only
         return
     results["threshold"] = accumulators["valid"].best_threshold()
     for split, acc in accumulators.items():

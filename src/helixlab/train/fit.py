@@ -183,7 +183,7 @@ def stage2_config(cfg: RunConfig, stage1_dir: Path) -> RunConfig:
                 if cfg.data.files(split) and (stage1_dir / "data" / split / "meta.json").exists()}
     return replace(cfg, task=task,
                    data=replace(cfg.data, per_bin=s2.per_bin, bins=s2.bins, **prepared),
-                   train=replace(cfg.train, epochs=s2.epochs, lr=s2.lr, patience=0,
+                   train=replace(cfg.train, epochs=s2.epochs, budget=None, lr=s2.lr, patience=0,
                                  init_from=str(stage1_dir / BEST)))
 
 

@@ -29,7 +29,7 @@ from helixlab.models.base import SequenceModel, autocast, resolve_precision
 from helixlab.models.weights import save_weights
 from helixlab.paths import BEST, CONFIG, INFO, LAST, METRICS, TRACE, expand_path, write_json, write_jsonl
 from helixlab.progress import progress_bar
-from helixlab.run.records import environment, read_config
+from helixlab.run.records import environment, read_config, read_info
 from helixlab.seq.alphabet import decode_rows
 from helixlab.tasks import HIGHER_IS_BETTER, Task, evaluate_shard, make_task
 from helixlab.train.averaging import WeightAverage
@@ -144,6 +144,8 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
     init = load_init(model, init_from, cfg.task) if init_from and fresh else None
     model.to(device)
     precision = resolve_precision(t.precision, device, model)
+    if not fresh and (rd / INFO).exists():  # a resumed run keeps the precision it started with
+        precision = str(read_info(rd).get("precision", precision))
     info = {"seq_len": seq_len, "n_outputs": task.n_outputs, "labels": labels, "params": count_params(model),
             "monitor": monitor, "data": {s: sh.meta for s, sh in splits.items() if sh is not None},
             "init_from": {"source": str(init_from), **init} if init else None,
@@ -195,20 +197,22 @@ def batch_inputs(s: Setup, idx: np.ndarray, epoch: int, b: int, device: torch.de
     return x.to(device, non_blocking=True), y, strand
 
 
-def seconds_per_step(s: Setup, device: torch.device, steps: int = 12) -> float:
-    """Time training steps of a throw-away copy of the model on the first batches (the run's own model,
-    optimizer and RNG stream are untouched), for turning a time budget into a step count."""
+def seconds_per_step(s: Setup, device: torch.device, rank: int, world: int, steps: int = 12) -> float:
+    """Time training steps of a throw-away copy of the model on this rank's first batches (the run's own
+    model, optimizer and RNG streams are untouched), for turning a time budget into a step count."""
     import copy
 
     t = s.cfg.train
     probe = replace(s, model=copy.deepcopy(s.model))
     probe.optimizer = torch.optim.AdamW(probe.model.parameters(), lr=0.0)
     rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     if isinstance(s.splits["train"], GenomeWindows):
         s.splits["train"].draw(0)  # the positions of epoch 0 (a function of the seed: drawn again alike)
     times = []
     probe.model.train()
-    for b, idx in train_batches(s.splits["train"], batch_size=t.batch_size, seed=t.seed, epoch=0):  # type: ignore[arg-type]
+    for b, idx in train_batches(s.splits["train"], batch_size=t.batch_size, seed=t.seed, epoch=0,  # type: ignore[arg-type]
+                                rank=rank, world=world):
         if b >= steps:
             break
         t0 = time.perf_counter()
@@ -216,10 +220,12 @@ def seconds_per_step(s: Setup, device: torch.device, steps: int = 12) -> float:
         train_step(probe.model, probe, x, y, strand, (t.seed, 0, b), 0.0)
         times.append(time.perf_counter() - t0)
     torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
     return float(np.median(times[2:] if len(times) > 4 else times))
 
 
-def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, world: int) -> int:
+def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, rank: int, world: int) -> int:
     """The schedule's length: train.epochs whole epochs, or what train.budget buys (the same on every rank)."""
     t = s.cfg.train
     if t.budget is None:
@@ -227,10 +233,10 @@ def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, world: int)
     kind, value = parse_budget(t.budget)
     if kind == "steps":
         return int(value)
-    steps = torch.tensor([max(1, int(value / seconds_per_step(s, device)))], dtype=torch.int64)
-    if world > 1:
-        torch.distributed.broadcast(steps, 0)
-    return int(steps)
+    seconds = torch.tensor([seconds_per_step(s, device, rank, world)], dtype=torch.float64, device=device)
+    if world > 1:  # every rank waits for the slowest: the same count everywhere
+        torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
+    return max(1, int(value / float(seconds)))
 
 
 def write_records(rd: Path, state: TrainerState) -> None:
@@ -251,16 +257,19 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
     steps_per_epoch = batches_per_epoch(len(train), t.batch_size)
-    if not state.total_steps:  # fixed once, at the start, and kept in the checkpoint
-        state.total_steps = plan_steps(s, steps_per_epoch, device, world)
-    total_steps = state.total_steps
-    epochs = math.ceil(total_steps / steps_per_epoch)
 
     def save_last() -> None:
         rngs = gather_rng(world)
         if rank == 0:
             save_training_state(rd / LAST, model, optimizer, rngs, state,
                                 s.average.shadow if s.average else None)
+
+    if not state.total_steps:  # fixed once, at the start, and kept in the checkpoint
+        state.total_steps = plan_steps(s, steps_per_epoch, device, rank, world)
+        if t.budget is not None and parse_budget(t.budget)[0] == "seconds":
+            save_last()  # a timed count is not repeatable: commit it before the first step
+    total_steps = state.total_steps
+    epochs = math.ceil(total_steps / steps_per_epoch)
 
     while not state.done and state.epoch < epochs:
         epoch = state.epoch
