@@ -7,9 +7,10 @@ side by side in one process, on the shipped recipes' model shapes. Results: benc
 
 Each row: a training step (forward, loss, backward, AdamW step) at the recipe's batch size, and
 inference (`helixlab.apply.predict.predict`, the path of `predict`/`evaluate`, with the recipe's strand
-averaging) at its evaluation batch size, in sequences per second: the median of timed steps after two
-warm-up steps, at least `--seconds` of each. Inputs are random base codes of the recipe's input length.
-Finished rows of this machine and commit are skipped on restart; `--fresh` measures again.
+averaging) at its evaluation batch size, in sequences per second (on a CPU, 1,024 sequences per
+measurement): the median of timed steps after a warm-up step, at least `--seconds` of each. Inputs
+are random base codes of the recipe's input length. Finished rows of this machine and commit are
+skipped on restart; `--fresh` measures again.
 """
 
 from __future__ import annotations
@@ -51,12 +52,11 @@ ROWS: dict[str, tuple[str, list[str], int, int]] = {
 
 
 def seconds_per_call(fn: Callable[[], Any], min_seconds: float, max_calls: int = 200) -> float:
-    """Median seconds of `fn` after two warm-up calls, over at least `min_seconds` (and 3 calls)."""
-    fn()
+    """Median seconds of `fn` after a warm-up call, over at least `min_seconds` (and 2 calls)."""
     fn()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < min_seconds and len(times) < max_calls):
+    while len(times) < 2 or (time.perf_counter() - start < min_seconds and len(times) < max_calls):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -79,7 +79,9 @@ def measure(name: str, seconds: float, compile_: bool, device: str = "cpu") -> d
     model = build_model(cfg.model.name, cfg.model.params, length, n_out).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, 4, (t.batch_size, length), dtype=torch.uint8, device=dev)
-    x_eval = torch.randint(0, 4, (max(t.eval_batch_size, t.batch_size), length), dtype=torch.uint8)
+    n_eval = max(t.eval_batch_size, t.batch_size)
+    n_eval = n_eval if dev.type == "cuda" else min(n_eval, 1024)
+    x_eval = torch.randint(0, 4, (n_eval, length), dtype=torch.uint8)
 
     def sync() -> None:
         if dev.type == "cuda":
