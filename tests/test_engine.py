@@ -73,27 +73,27 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tmp_path, motif_da
     assert [h["valid_loss"] for h in hist_a] == [h["valid_loss"] for h in hist_b]
 
 
-def test_ddp_with_a_time_budget_agrees_on_one_step_count(tmp_path, motif_data):
+def train_ddp(cfg: dict, tmp_path: Path) -> Path:
+    """`helixlab train` as 2 DDP processes over gloo; returns the run directory."""
     cfg_path = tmp_path / "cfg.json"
-    cfg_path.write_text(json.dumps(tiny_config(motif_data, budget="2s")))
+    cfg_path.write_text(json.dumps(cfg))
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return run
+
+
+def test_ddp_with_a_time_budget_agrees_on_one_step_count(tmp_path, motif_data):
+    run = train_ddp(tiny_config(motif_data, budget="2s"), tmp_path)
     res = json.loads((run / "results.json").read_text())
     history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert res["budget_steps"] > 0 and history[-1]["step"] == res["budget_steps"]
 
 
 def test_ddp_two_processes_over_gloo(tmp_path, motif_data):
-    cfg_path = tmp_path / "cfg.json"
-    cfg_path.write_text(json.dumps(tiny_config(motif_data, epochs=2)))
-    run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "helixlab", "train", str(cfg_path), "-o", str(run)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = train_ddp(tiny_config(motif_data, epochs=2), tmp_path)
     info = json.loads((run / "run.json").read_text())
     assert info["world_size"] == 2
     assert final_metrics(run)["accuracy"] > 0.6
