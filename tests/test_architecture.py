@@ -92,5 +92,5 @@ def test_the_documented_paths_still_work():
 
     assert helixlab.engine.fit is helixlab.train.fit  # documented before the package was grouped
     assert {"cnn", "gru", "cnn_gru", "window_gru", "cnn_lstm", "mlp", "kmer_linear", "bert", "legnet", "kmer_count",
-            "fused"} == set(helixlab.models.REGISTRY)
+            "fused", "context_count", "repeat_mixture"} == set(helixlab.models.REGISTRY)
     assert callable(helixlab.load)

@@ -249,7 +249,7 @@ def test_fused_network_reads_the_kmer_model_and_stands_alone(genome_dir, tmp_pat
     fit(config_from_dict(context_config(genome_dir), "test"), tmp_path / "kmer")
     kmer_acc = json.loads((tmp_path / "kmer" / "results.json").read_text())["splits"]["test"]["accuracy"]
     fused = context_config(genome_dir, "fused", {"net": "mlp", "net_params": {"hidden": [16]},
-                                                 "kmer_run": str(tmp_path / "kmer")}, epochs=1, lr=1e-3)
+                                                 "count_run": str(tmp_path / "kmer")}, epochs=1, lr=1e-3)
     res = fit(config_from_dict(fused, "test"), tmp_path / "fused")["splits"]["test"]
     assert res["accuracy"] > kmer_acc - 0.05  # it starts as the k-mer model
     run = load_run(tmp_path / "fused")
@@ -330,8 +330,8 @@ def test_context_errors_name_the_problem(genome_fa, tmp_path):
     wrong["data"]["regions"]["test"] = ["chrT:50000-90000"]
     with pytest.raises(HelixError, match="outside record"):
         fit(config_from_dict(wrong, "cfg"), tmp_path / "r3")
-    net = context_config(genome_fa, "fused", {"net": "mlp", "kmer_run": str(tmp_path / "nowhere")})
-    with pytest.raises(HelixError, match="finished kmer_count run"):
+    net = context_config(genome_fa, "fused", {"net": "mlp", "count_run": str(tmp_path / "nowhere")})
+    with pytest.raises(HelixError, match="finished kmer_count or context_count run"):
         fit(config_from_dict(net, "cfg"), tmp_path / "r4")
 
 

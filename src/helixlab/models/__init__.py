@@ -5,7 +5,7 @@ One file per family; each registers its names. Importing this package imports th
 
 from __future__ import annotations
 
-from helixlab.models import bert, cnn, fused, kmer, legnet, mlp, rnn  # noqa: F401  (each registers its names)
+from helixlab.models import bert, cnn, context, fused, kmer, legnet, mixture, mlp, rnn  # noqa: F401  (each registers its names)
 from helixlab.models.base import SequenceModel
 from helixlab.models.registry import REGISTRY, ModelSpec, build_model, count_params, model_config, register
 

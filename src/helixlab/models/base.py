@@ -6,7 +6,8 @@ it needs as attributes of this base class, and callers read the declarations (ne
 
   reads_one_hot        features also take float one-hot (N, 4, L) input (gradient attributions)
   reads_strand         outputs read a per-sequence strand flag (a strand channel)
-  fitted_by_counting   fitted by one counting pass over the training genome (`fit_counts`), not by steps
+  fitted_by_counting   fitted by one counting pass over the training genome (`fit_counts`), not by steps:
+                       which counts the trainer makes ('kmer': a dense k-mer table; 'contexts': sorted keys)
   keeps_run_files      the constructor reads files the model saved in its run directory (a tokenizer)
   bf16_on_cpu          precision 'auto' may choose bf16 on a CPU with bf16 units (False: no gain measured)
 
@@ -50,7 +51,7 @@ class SequenceModel(nn.Module):
     feature_dim: int
     reads_one_hot = True
     reads_strand = False
-    fitted_by_counting = False
+    fitted_by_counting = ""
     keeps_run_files = False
     bf16_on_cpu = True
 
@@ -81,6 +82,11 @@ class SequenceModel(nn.Module):
     def fit_counts(self, counts: np.ndarray) -> None:
         """Models `fitted_by_counting`: take the counts the trainer made over the training genome."""
         raise NotImplementedError(f"{type(self).__name__} is not fitted by counting")
+
+    def tune(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """Models `fitted_by_counting`: choose smoothing on validation windows x with classes `target`
+        after `fit_counts`; return what was chosen (recorded in the run's history). Default: nothing."""
+        return {}
 
     def strand_average(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs averaged over each sequence and its reverse complement (flagged as such for models

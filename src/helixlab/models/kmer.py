@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ class KmerCount(SequenceModel):
     """Fitted by counting (`fit_counts`, one pass over the training region), not by gradients. Its
     outputs are log-probabilities; a context with N gets the class frequencies."""
 
-    fitted_by_counting = True
+    fitted_by_counting = "kmer"
     bf16_on_cpu = False  # log-probabilities of counts: no matrix work to speed up
     reads_one_hot = False
 
@@ -154,6 +155,12 @@ class KmerCount(SequenceModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         ids, has_n = self._ids(x, self.k)
         return self.log_probs()[torch.where(has_n, 4 ** (2 * self.k), ids)]
+
+    def train_outputs(self, x: torch.Tensor, strand: torch.Tensor | None, target: Any) -> torch.Tensor:
+        """Inside a trained model (a mixture's expert): each training window as if it had not been counted
+        (reverse-complemented windows were not counted: one strand)."""
+        held = target if strand is None else torch.where(strand.to(target.device), -1, target)
+        return self.held_out_log_probs(x, held)
 
     def held_out_log_probs(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`features` of windows whose own centre was counted, with that one count taken out at every

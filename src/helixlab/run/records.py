@@ -64,6 +64,11 @@ def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     if isinstance(train, dict) and "amp" in train:  # recorded before train.precision replaced train.amp
         amp = train.pop("amp")
         train.setdefault("precision", "auto" if amp else "fp32")
+    model = values.get("model")
+    params = model.get("params") if isinstance(model, dict) and model.get("name") == "fused" else None
+    if isinstance(params, dict) and "kmer_run" in params:  # recorded before fused models took context_count runs
+        params["count_run"] = params.pop("kmer_run")
+        params["counter"] = {"name": "kmer_count", "params": params.pop("kmer", {})}
     return config_from_dict(values, str(path))
 
 

@@ -233,13 +233,21 @@ class MaskedLMMetrics:
                 "perplexity": math.exp(min(token_loss, 50.0)), "masked_tokens": float(self.total)}
 
 
+def context_classes(y: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """The class of context labels y (N, 2) (centre base code 0-3, repeat bit): `classes` maps the base
+    codes to classes; None: the class is the repeat bit (task.target 'repeat')."""
+    if classes is None:
+        return (np.asarray(y[:, 1]) > 0.5).astype(np.int64)
+    return classes[np.asarray(y[:, 0], dtype=np.int64)]
+
+
 class ContextMetrics:
     """Centre-base prediction: accuracy, cross-entropy (nats and bits per base), per-class accuracy and
     the confusion matrix, overall and apart for repeat (soft-masked) and non-repeat positions."""
 
     GROUPS = ("all", "repeat", "nonrepeat")
 
-    def __init__(self, class_names: list[str], classes: np.ndarray) -> None:
+    def __init__(self, class_names: list[str], classes: np.ndarray | None) -> None:
         self.names, self.classes = class_names, classes
         k = len(class_names)
         self.confusion = {g: np.zeros((k, k), dtype=np.int64) for g in self.GROUPS}
@@ -247,7 +255,7 @@ class ContextMetrics:
 
     def update(self, prob: np.ndarray, y: np.ndarray) -> None:
         """prob: (N, K) class probabilities; y: (N, 2) centre base code 0-3 and repeat bit."""
-        truth = self.classes[y[:, 0].astype(np.int64)]
+        truth = context_classes(y, self.classes)
         pred = prob.argmax(1)
         nll = -np.log(np.clip(prob[np.arange(len(prob)), truth], 1e-12, None))
         repeat = y[:, 1] > 0.5

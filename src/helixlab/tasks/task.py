@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from helixlab.errors import HelixError
 from helixlab.models.base import MaskedTokens, call, model_outputs, unwrap
-from helixlab.tasks.metrics import BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics, RegressionMetrics
+from helixlab.tasks.metrics import (BinaryMetrics, ContextMetrics, MaskedLMMetrics, MulticlassMetrics,
+                                    RegressionMetrics, context_classes)
 
 # Metric name -> True when larger is better.
 HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True, "f1": True, "macro_f1": True,
@@ -224,15 +225,16 @@ class RegressionTask(Task):
                              path=source)
 
 
-# context targets: class of each base code A, C, G, T, and the class names
-TARGETS: dict[str, tuple[np.ndarray, list[str]]] = {
+# context targets: class of each base code A, C, G, T (None: the centre's soft-mask bit), and the class names
+TARGETS: dict[str, tuple[np.ndarray | None, list[str]]] = {
     "base": (np.array([0, 1, 2, 3]), ["A", "C", "G", "T"]),
     "pair": (np.array([0, 1, 1, 0]), ["AT", "CG"]),
     "purine": (np.array([0, 1, 0, 1]), ["AG", "CT"]),
+    "repeat": (None, ["non-repeat", "repeat"]),
 }
 
 
-def context_target(name: str, source: str | None = None) -> tuple[np.ndarray, list[str]]:
+def context_target(name: str, source: str | None = None) -> tuple[np.ndarray | None, list[str]]:
     """(class of each base code, class names) of a context target; an error (naming `source`, the
     config file) for an unknown one."""
     if name not in TARGETS:
@@ -243,7 +245,8 @@ def context_target(name: str, source: str | None = None) -> tuple[np.ndarray, li
 
 class ContextTask(MulticlassTask):
     """The centre base of genome windows from its flanks (S5): labels are the centre base code and
-    its repeat bit (`CentreWindows`); the target groups the bases per `cfg.target`."""
+    its repeat bit (`CentreWindows`); the target groups the bases per `cfg.target`, or is the repeat
+    bit itself ('repeat': is the centre soft-masked?)."""
 
     kind = "context"
     metric_names = frozenset({"loss", "accuracy", "cross_entropy", "bits_per_base", "accuracy_repeat",
@@ -252,6 +255,10 @@ class ContextTask(MulticlassTask):
     def __init__(self, cfg: TaskConfig, n_labels: int) -> None:
         super().__init__(cfg, n_labels)
         self.classes, self.class_names = context_target(cfg.target)
+        # the class of the complementary centre (what a reverse-strand count of a position holds)
+        self.complement = (np.arange(len(self.class_names)) if self.classes is None else
+                           np.array([self.classes[3 - int(np.flatnonzero(self.classes == c)[0])]
+                                     for c in range(len(self.class_names))]))
 
     @property
     def n_outputs(self) -> int:
@@ -270,7 +277,7 @@ class ContextTask(MulticlassTask):
         return super().step(net, x, y, key=key, rc_average=rc_average, reverse=reverse)
 
     def target(self, y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.classes[np.asarray(y[:, 0], dtype=np.int64)])
+        return torch.from_numpy(context_classes(y, self.classes))
 
     def metrics(self) -> ContextMetrics:  # type: ignore[override]
         return ContextMetrics(self.class_names, self.classes)

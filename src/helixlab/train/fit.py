@@ -20,9 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from helixlab.config import RunConfig, load_config
+from helixlab.data.contexts import sorted_contexts
 from helixlab.data.genome import CentreWindows, context_counts
 from helixlab.errors import HelixError
 from helixlab.models import count_params
@@ -109,8 +111,9 @@ def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
 
 
 def count(s: Setup, rd: Path, world: int, device: torch.device) -> None:
-    """Fit a counting model (kmer_count) in one pass over the whole training region instead of
-    gradient steps. Nothing is saved until the counts are complete; a killed run counts again."""
+    """Fit a counting model (kmer_count, context_count) in one pass over the whole training region
+    instead of gradient steps, then let it choose its smoothing on the validation split. Nothing is
+    saved until the counts are complete; a killed run counts again."""
     state, model, t = s.state, s.model, s.cfg.train
     if state.epoch:
         return
@@ -121,15 +124,16 @@ def count(s: Setup, rd: Path, world: int, device: torch.device) -> None:
     if world > 1:
         raise HelixError("counting models run in one process, not under torchrun", record="model.name")
     t0 = time.perf_counter()
-    counts = context_counts(train.shard, train.regions, model.k, s.task.classes,  # type: ignore[attr-defined]
-                            progress=t.progress)
-    model.fit_counts(counts)
-    positions = int(counts.sum())
+    positions = fit_by_counting(s, train, rd)
     model.to(device)
     state.train_seconds, state.seqs_seen = time.perf_counter() - t0, positions
     state.epoch, state.best_epoch = 1, 1
     record: dict[str, Any] = {"epoch": 1, "step": 0, "train_positions": positions,
                               "train_seconds": round(state.train_seconds, 2)}
+    valid = s.splits["valid"]
+    if isinstance(valid, CentreWindows):
+        every = np.arange(len(valid))
+        record.update(model.tune(torch.from_numpy(valid.codes(every)), s.task.target(valid.labels)))
     if s.splits["valid"] is not None:
         metrics, _ = evaluate_shard(model, s.splits["valid"], s.task, batch_size=t.eval_batch_size,
                                     device=device, precision=s.precision)
@@ -138,6 +142,29 @@ def count(s: Setup, rd: Path, world: int, device: torch.device) -> None:
     save_weights(model, rd / BEST, {"epoch": 1})
     write_records(rd, state)
     save_training_state(rd / LAST, model, s.optimizer, gather_rng(1), state)
+    shutil.rmtree(rd / COUNTING_DIR, ignore_errors=True)
+
+
+COUNTING_DIR = ".counting"  # the bucket files of a counting sort too large for memory
+
+
+def fit_by_counting(s: Setup, train: CentreWindows, rd: Path) -> int:
+    """Make the counts the model asks for (`fitted_by_counting`) over the training regions and fit it;
+    return the number of positions (and strands) counted."""
+    model, task, t = s.model, s.task, s.cfg.train
+    classes = task.classes  # type: ignore[attr-defined]
+    if model.fitted_by_counting == "kmer":
+        if classes is None:
+            raise HelixError("kmer_count counts centre bases; for task.target 'repeat' use context_count",
+                             record="task.target")
+        counts = context_counts(train.shard, train.regions, model.k, classes, progress=t.progress)  # type: ignore[attr-defined]
+        model.fit_counts(counts)
+        return int(counts.sum())
+    cfg = model.cfg  # type: ignore[attr-defined]
+    keys, cls = sorted_contexts(train.shard, train.regions, cfg.k, classes, both_strands=cfg.strands == "both",
+                                max_memory=cfg.max_memory_gb * 1e9, work_dir=rd / COUNTING_DIR, progress=t.progress)
+    model.fit_counts((keys, cls, task.complement))  # type: ignore[attr-defined]
+    return len(keys)
 
 
 def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
