@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helixlab.data.shards import prepare
 from helixlab.paths import data_root
 from helixlab.seq import alphabet
 
@@ -111,3 +113,41 @@ def kill_and_resume(cfg: dict[str, object], tmp_path: Path) -> tuple[Path, Path]
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     return straight, run
+
+
+# the genome-context tests' synthetic genome (tests/test_context.py, tests/test_context_count.py)
+LENGTH = 60_000
+
+
+def synthetic_genome() -> str:
+    """A Markov background (uppercase) with many mutated copies of one 200 bp repeat element (lowercase,
+    predictable from its flanks) and a run of N."""
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 4, LENGTH).astype(np.uint8)
+    for i in range(2, LENGTH):  # the next base often copies the one two back: a 2nd-order dependency
+        if rng.random() < 0.5:
+            seq[i] = seq[i - 2]
+    text = np.frombuffer(b"ACGT", np.uint8)[seq].tobytes().decode()
+    element = "".join(rng.choice(list("acgt"), 200))
+    chars = list(text)
+    for start in rng.choice(np.arange(0, LENGTH - 200, 400), 60, replace=False):
+        copy = [c if rng.random() > 0.03 else rng.choice(list("acgt")) for c in element]
+        chars[start : start + 200] = copy
+    chars[30_000:30_300] = "N" * 300
+    return "".join(chars)
+
+
+@pytest.fixture(scope="module")
+def genome_fa(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("genome") / "chrT.fa.gz"
+    seq = synthetic_genome()
+    with gzip.open(path, "wt") as fh:
+        fh.write(">chrT test genome\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def genome_dir(genome_fa, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prep") / "genome"
+    prepare([str(genome_fa)], out, length="variable", iupac="n", keep_mask=True, unique_ids=False, progress=False)
+    return out

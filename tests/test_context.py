@@ -21,44 +21,9 @@ from helixlab.models import build_model
 from helixlab.run.loaded import load_run
 from helixlab.seq import alphabet
 from helixlab.tasks.metrics import ContextMetrics
-from tests.conftest import kill_and_resume, tiny_config
+from tests.conftest import kill_and_resume, synthetic_genome, tiny_config
 
-LENGTH = 60_000
 REGIONS = {"train": ["chrT:0-40000"], "valid": ["chrT:40000-50000"], "test": ["chrT:50000-60000"]}
-
-
-def synthetic_genome() -> str:
-    """A Markov background (uppercase) with many mutated copies of one 200 bp repeat element (lowercase,
-    predictable from its flanks) and a run of N."""
-    rng = np.random.default_rng(0)
-    seq = rng.integers(0, 4, LENGTH).astype(np.uint8)
-    for i in range(2, LENGTH):  # the next base often copies the one two back: a 2nd-order dependency
-        if rng.random() < 0.5:
-            seq[i] = seq[i - 2]
-    text = np.frombuffer(b"ACGT", np.uint8)[seq].tobytes().decode()
-    element = "".join(rng.choice(list("acgt"), 200))
-    chars = list(text)
-    for start in rng.choice(np.arange(0, LENGTH - 200, 400), 60, replace=False):
-        copy = [c if rng.random() > 0.03 else rng.choice(list("acgt")) for c in element]
-        chars[start : start + 200] = copy
-    chars[30_000:30_300] = "N" * 300
-    return "".join(chars)
-
-
-@pytest.fixture(scope="module")
-def genome_fa(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("genome") / "chrT.fa.gz"
-    seq = synthetic_genome()
-    with gzip.open(path, "wt") as fh:
-        fh.write(">chrT test genome\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def genome_dir(genome_fa, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prep") / "genome"
-    prepare([str(genome_fa)], out, length="variable", iupac="n", keep_mask=True, unique_ids=False, progress=False)
-    return out
 
 
 def context_config(data: str | Path, model: str = "kmer_count", params: dict | None = None, flank: int = 10,

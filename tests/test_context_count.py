@@ -23,16 +23,20 @@ from helixlab.run.loaded import load_run
 from helixlab.seq import alphabet
 from helixlab.seq.context_keys import pack, prefix_range, window_digits
 from helixlab.train import fit
-from tests.test_context import context_config, genome_dir, genome_fa  # noqa: F401  (fixtures)
+from tests.conftest import synthetic_genome
+from tests.test_context import context_config
 
 BASE_CLASSES = np.array([0, 1, 2, 3])
 
 
-def direct_depth_counts(flat: np.ndarray, lo: int, hi: int, k: int, query: np.ndarray) -> np.ndarray:
+def direct_depth_counts(flat: np.ndarray, lo: int, hi: int, k: int, query: np.ndarray,
+                        how: str = "interleaved") -> np.ndarray:
     """(2k + 1, 4) counts, by brute force, of the positions of [lo, hi) (k clean bases each side, both
-    strands) whose context shares each depth's nearest bases with the window `query` (2k + 1 codes)."""
-    def order(w: np.ndarray) -> list[int]:  # context bases nearest first: 1 left, 1 right, 2 left, ...
-        return [int(v) for i in range(1, k + 1) for v in (w[k - i], w[k + i])]
+    strands) whose context shares each depth's first bases in order `how` with the window `query`."""
+    def order(w: np.ndarray) -> list[int]:  # interleaved: 1 left, 1 right, 2 left, ...; left: all left first
+        left, right = [int(w[k - i]) for i in range(1, k + 1)], [int(w[k + i]) for i in range(1, k + 1)]
+        return {"interleaved": [v for pair in zip(left, right) for v in pair], "left": left + right,
+                "right": right + left}[how]
 
     q = order(query)
     out = np.zeros((2 * k + 1, 4), np.int64)
@@ -48,11 +52,11 @@ def direct_depth_counts(flat: np.ndarray, lo: int, hi: int, k: int, query: np.nd
     return out
 
 
-def fitted(shard: Shard, region: str, k: int, **kw: object):
+def fitted(shard: Shard, region: str, k: int, orders: tuple[str, ...] = ("interleaved",)):
     regions = parse_regions([region], shard, "cfg")
-    keys, cls = sorted_contexts(shard, regions, k, BASE_CLASSES, **kw)  # type: ignore[arg-type]
-    model = build_model("context_count", {"k": k, "concentration": 8.0}, 2 * k + 1, 4)
-    model.fit_counts((keys, cls, np.array([3, 2, 1, 0])))
+    per_order = [sorted_contexts(shard, regions, k, BASE_CLASSES, order=o) for o in orders]
+    model = build_model("context_count", {"k": k, "concentration": 8.0, "orders": list(orders)}, 2 * k + 1, 4)
+    model.fit_counts((per_order, np.array([3, 2, 1, 0])))
     return model
 
 
@@ -60,7 +64,8 @@ def test_prefix_ranges_count_like_a_direct_count(genome_dir):
     shard = Shard.open(genome_dir)
     flat = np.asarray(shard.seqs).reshape(-1)
     k, lo, hi = 3, 29000, 31000  # across the run of N
-    model = fitted(shard, f"chrT:{lo}-{hi}", k)
+    orders = ("interleaved", "left", "right")
+    model = fitted(shard, f"chrT:{lo}-{hi}", k, orders)
     rng = np.random.default_rng(0)
     windows = [flat[p - k : p + k + 1].copy() for p in rng.integers(lo + k, hi - k, 40)]
     windows += [flat[p - k : p + k + 1].copy() for p in rng.integers(0, 60_000 - 2 * k, 20)]  # elsewhere
@@ -68,10 +73,13 @@ def test_prefix_ranges_count_like_a_direct_count(genome_dir):
     x[:, k] = alphabet.N_CODE
     got = model.depth_counts(torch.from_numpy(x))
     for w, counts in zip(x, got):
-        expect = direct_depth_counts(flat, lo, hi, k, w)
-        usable = window_digits(w[None], k)[2][0]
-        expect[usable + 1 :] = 0  # past the first N: no counts
-        assert np.array_equal(counts, expect)
+        for i, how in enumerate(orders):
+            expect = direct_depth_counts(flat, lo, hi, k, w, how)
+            usable = window_digits(w[None], k, how)[2][0]
+            expect[usable + 1 :] = 0  # past the first N: no counts
+            assert np.array_equal(counts[i], expect), how
+    p = np.exp(model.log_probs_of(torch.from_numpy(x)).numpy())
+    assert np.allclose(p.sum(1), 1, atol=1e-5)  # the orders' geometric mean, normalised
 
 
 def test_keys_are_prefixes_and_reverse_strand_keys_complement():
@@ -116,21 +124,22 @@ def test_leave_one_out_takes_out_both_strands_of_the_own_position(genome_dir):
     x = np.stack([flat[p - k : p + k + 1].copy() for p in range(lo + k, lo + k + 200)])
     centre = x[:, k].astype(np.int64)
     x[:, k] = alphabet.N_CODE
-    full = model.depth_counts(torch.from_numpy(x))
-    held = model.depth_counts(torch.from_numpy(x), torch.from_numpy(centre))
+    full = model.depth_counts(torch.from_numpy(x))[:, 0]
+    held = model.depth_counts(torch.from_numpy(x), torch.from_numpy(centre))[:, 0]
     removed = full - held
     assert (removed[:, 0].sum(1) == 2).all()  # at depth 0 (every position) both strands' counts go
     assert (removed >= 0).all() and (removed[np.arange(200), :, centre] >= 1).all()
     # the reverse strand shares the context where the window is its own reverse complement
     palindromic = np.array([w[0] == 3 - w[4] and w[1] == 3 - w[3] for w in x])
     assert (removed[palindromic, -1].sum(1) == 2).all() and (removed[~palindromic, -1].sum(1) == 1).all()
-    with_rc = model.depth_counts(torch.from_numpy(x), torch.full((200,), -1))
+    with_rc = model.depth_counts(torch.from_numpy(x), torch.full((200,), -1))[:, 0]
     assert np.array_equal(with_rc, full)  # -1: not counted, nothing taken out
 
 
 def test_context_count_trains_evaluates_predicts_and_ablates_from_the_cli(genome_dir, genome_fa, tmp_path):
     cfg = tmp_path / "ctx.json"
-    cfg.write_text(json.dumps(context_config(genome_dir, "context_count", {"k": 8}, flank=10)))
+    cfg.write_text(json.dumps(context_config(genome_dir, "context_count",
+                                             {"k": 8, "orders": ["interleaved", "left", "right"]}, flank=10)))
     run = tmp_path / "ctx"
     assert main(["train", str(cfg), "-o", str(run)]) == 0
     history = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
@@ -142,6 +151,18 @@ def test_context_count_trains_evaluates_predicts_and_ablates_from_the_cli(genome
     assert main(["evaluate", str(run), str(genome_fa), "--region", "chrT:50000-60000", "--samples", "500",
                  "-o", str(tmp_path / "ev.json")]) == 0
     assert json.loads((tmp_path / "ev.json").read_text())["accuracy"] > 0.55
+    seq = synthetic_genome()[1000:1021].upper()  # predict and embed 21-base windows; the centre is not read
+    other = seq[:10] + ("A" if seq[10] != "A" else "C") + seq[11:]
+    (tmp_path / "q.fa").write_text(f">a\n{seq}\n>b\n{other}\n")
+    assert main(["predict", str(run), str(tmp_path / "q.fa"), "-o", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "id,prob_A,prob_C,prob_G,prob_T" and lines[1].split(",")[1:] == lines[2].split(",")[1:]
+    assert main(["embed", str(run), str(tmp_path / "q.fa"), "-o", str(tmp_path / "e.npy")]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (2, 4)
+    import helixlab
+
+    probs = helixlab.load(run).predict([seq])
+    assert np.allclose(np.asarray(probs).sum(-1), 1, atol=1e-5)
     assert main(["interpret", "ablate-flanks", str(run), "--band", "4", "--samples", "500", "--mode", "random"]) == 0
     bands = json.loads((run / "interpret" / "ablate_flanks_random.json").read_text())["bands"]
     by = {(b["side"], b["near"]): b["loss_increase"] for b in bands}
@@ -216,3 +237,39 @@ def test_context_count_errors_name_the_problem(genome_dir, tmp_path):
     kmer["task"]["target"] = "repeat"
     with pytest.raises(HelixError, match="context_count"):
         fit(config_from_dict(kmer, "t"), tmp_path / "d")
+
+
+def test_a_count_killed_part_way_is_redone_cleanly_on_resume(genome_dir, tmp_path, monkeypatch):
+    import sys
+
+    fit_module = sys.modules["helixlab.train.fit"]  # the module (helixlab.train.fit is also the function's name)
+    cfg = context_config(genome_dir, "context_count", {"k": 8, "max_memory_gb": 1e-5}, flank=10)  # bucketed
+    straight = fit(config_from_dict(cfg, "t"), tmp_path / "straight")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as a kill after the counts, before the run's state was written
+
+    monkeypatch.setattr(fit_module, "save_training_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config_from_dict(cfg, "t"), tmp_path / "killed")
+    monkeypatch.undo()
+    run = tmp_path / "killed"
+    assert not (run / "results.json").exists()
+    (run / ".counting" / "buckets").mkdir(parents=True, exist_ok=True)
+    (run / ".counting" / "buckets" / "3.keys").write_bytes(b"half a bucket")
+    resumed = fit(None, run, resume=True)
+    assert resumed["splits"] == straight["splits"] and not (run / ".counting").exists()
+
+
+def test_fused_runs_recorded_with_kmer_run_still_read(tmp_path):
+    from helixlab.run.records import read_config
+
+    values = config_from_dict(context_config(tmp_path, "fused", {"net": "mlp", "count_run": "runs/k",
+                                                                "counter": {"name": "kmer_count", "params": {"k": 3}}}),
+                              "t").to_dict()
+    params = values["model"]["params"]
+    params["kmer_run"], params["kmer"] = params.pop("count_run"), params.pop("counter")["params"]
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    cfg = read_config(tmp_path)
+    assert cfg.model.params["count_run"] == "runs/k"
+    assert cfg.model.params["counter"] == {"name": "kmer_count", "params": {"k": 3}}

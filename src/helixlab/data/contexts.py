@@ -26,7 +26,7 @@ from helixlab.data.shards import Shard
 from helixlab.errors import HelixError
 from helixlab.progress import progress_bar
 from helixlab.seq.alphabet import N_CODE
-from helixlab.seq.context_keys import interleaved, pack
+from helixlab.seq.context_keys import ordered, pack, reverse_strand
 
 BUCKET_BITS = 8  # the first four context bases choose the bucket
 KEY_BYTES = 9  # a uint64 key and a uint8 class per position and strand
@@ -51,8 +51,8 @@ def _candidates(regions: list[Region], k: int) -> int:
     return sum(max(0, r.end - r.start - 2 * k) for r in regions)
 
 
-def _chunks(shard: Shard, regions: list[Region], k: int, classes: np.ndarray | None, both: bool, chunk: int,
-            bar: object):
+def _chunks(shard: Shard, regions: list[Region], k: int, classes: np.ndarray | None, both: bool, order: str,
+            chunk: int, bar: object):
     """(keys, classes) of successive chunks of positions (both strands concatenated)."""
     lut = None if classes is None else np.concatenate([classes, [0]]).astype(np.uint8)
     flat = shard.seqs.reshape(-1)
@@ -76,45 +76,48 @@ def _chunks(shard: Shard, regions: list[Region], k: int, classes: np.ndarray | N
             else:
                 fwd_cls = lut[centre[ok]]
                 rev_cls = lut[3 - np.minimum(centre[ok], 3)]
-            keys = [pack(interleaved(left, right))[ok]]
+            keys = [pack(ordered(left, right, order))[ok]]
             cls = [fwd_cls]
             if both:
-                keys.append(pack(interleaved([3 - np.minimum(d, 3) for d in right],
-                                             [3 - np.minimum(d, 3) for d in left]))[ok])
+                keys.append(pack(ordered(*reverse_strand(left, right), order))[ok])
                 cls.append(rev_cls)
             bar.update(m)  # type: ignore[attr-defined]
             yield np.concatenate(keys), np.concatenate(cls)
 
 
 def sorted_contexts(shard: Shard, regions: list[Region], k: int, classes: np.ndarray | None, *,
-                    both_strands: bool = True, max_memory: float = 3e9, work_dir: Path | None = None,
-                    chunk: int = 1 << 22, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(keys uint64 sorted, classes uint8 in the same order) of every counted position of `regions`.
+                    both_strands: bool = True, order: str = "interleaved", max_memory: float = 3e9,
+                    work_dir: Path | None = None, chunk: int = 1 << 22, progress: bool = False, n_orders: int = 1
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(keys uint64 sorted, classes uint8 in the same order) of every counted position of `regions`,
+    its context bases in `order` (`helixlab.seq.context_keys.ORDERS`).
     classes: the class of each base code 0-3, or None for the soft-mask (repeat) bit. Above
     `max_memory` bytes the bucketed path runs in `work_dir` (a new directory, removed after; the
-    output arrays are memory-mapped files inside it, which stay readable until dropped)."""
+    output arrays are memory-mapped files inside it, which stay readable until dropped). n_orders: how
+    many such arrays the model holds (for the check that it fits this machine's memory)."""
     strands = 2 if both_strands else 1
     bound = _candidates(regions, k) * strands
     if bound == 0:
         raise HelixError(f"no position of the training regions has {k} bases each side inside its region",
                          path=str(shard.path))
     n_classes = 2 if classes is None else int(classes.max()) + 1
-    if model_bytes(bound, n_classes) > machine_memory():
-        raise HelixError(f"counting up to {bound:,} contexts makes a model of about "
-                         f"{model_bytes(bound, n_classes) / 1e9:.1f} GB in memory (keys, classes and their prefix "
-                         f"sums), more than this machine's {machine_memory() / 1e9:.1f} GB: count one strand "
-                         "(model.params.strands = 'forward') or fewer training regions", path=str(shard.path))
-    bar = progress_bar(progress, total=bound // strands, desc=f"count contexts of {k} bases each side",
+    need = model_bytes(bound, n_classes) * n_orders
+    if need > machine_memory():
+        raise HelixError(f"counting up to {bound:,} contexts in {n_orders} order(s) makes a model of about "
+                         f"{need / 1e9:.1f} GB in memory (keys, classes and their prefix sums), more than this "
+                         f"machine's {machine_memory() / 1e9:.1f} GB: count one strand (model.params.strands = "
+                         "'forward'), fewer orders or fewer training regions", path=str(shard.path))
+    bar = progress_bar(progress, total=bound // strands, desc=f"count {order} contexts of {k} bases each side",
                        unit=" bases", unit_scale=True)
     try:
         if in_memory_bytes(bound) <= max_memory:
-            keys, cls = _in_memory(_chunks(shard, regions, k, classes, both_strands, chunk, bar), bound)
+            keys, cls = _in_memory(_chunks(shard, regions, k, classes, both_strands, order, chunk, bar), bound)
         else:
             if work_dir is None:
                 raise HelixError(f"counting {bound:,} contexts needs about {in_memory_bytes(bound) / 1e9:.1f} GB "
                                  f"in memory, over the limit of {max_memory / 1e9:.1f} GB, and no work directory "
                                  "was given for the bucketed path", path=str(shard.path))
-            keys, cls = _bucketed(_chunks(shard, regions, k, classes, both_strands, chunk, bar), work_dir)
+            keys, cls = _bucketed(_chunks(shard, regions, k, classes, both_strands, order, chunk, bar), work_dir)
     finally:
         bar.close()
     if not len(keys):

@@ -1,21 +1,23 @@
 """A variable-order two-sided context model of the centre base, fitted by counting (like kmer_count).
 
-Every training position's context of `k` bases each side is one uint64 key (nearest bases first,
-interleaved left/right: `helixlab.seq.context_keys`), sorted once by the trainer
-(`helixlab.data.contexts.sorted_contexts`), with the class of its centre; both strands by default.
-The class counts of a window's context at every depth d = 1..2k (its d nearest bases) are then two
-binary searches each, on prefix sums of the classes in sorted order. Prediction: interpolated
-back-off from the class frequencies (depth 0) up through the depths, p_d = (n_d + a p_(d-1)) /
-(N_d + a), with concentration a (chosen on the validation split when 0). Depths past a window's
-first N keep the last prediction. `depth_features` gives the per-depth counts to a network that
-learns how far to trust them (`fused` with `count_hidden`).
+Every training position's context of `k` bases each side is one uint64 key per order of its bases
+(`helixlab.seq.context_keys`: interleaved nearest first, left first, right first), sorted once by the
+trainer (`helixlab.data.contexts.sorted_contexts`), with the class of its centre; both strands by
+default. The class counts of a window's context at every depth d = 1..2k (its first d bases in an
+order) are then two binary searches each, on prefix sums of the classes in sorted order. Prediction
+per order: interpolated back-off from the class frequencies (depth 0) up through the depths,
+p_d = (n_d + a p_(d-1)) / (N_d + a), with concentration a (chosen on the validation split when 0);
+depths past a window's first N keep the last prediction. With several orders the model predicts
+their normalised geometric mean (a product of experts: each order breaks at a different mismatch).
+`depth_features` gives the per-depth counts of every order to a network that learns how far to trust
+them (`fused` with `count_hidden`).
 
-Stored: the sorted keys (as int64 bits) and classes, 9 bytes per position and strand.
+Stored: the sorted keys (as int64 bits) and classes, 9 bytes per position, strand and order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from torch import nn
 
 from helixlab.models.base import SequenceModel
 from helixlab.models.registry import register
-from helixlab.seq.context_keys import MAX_K, pack, prefix_range, same_prefix, window_digits
+from helixlab.seq.context_keys import MAX_K, ORDERS, pack, prefix_range, same_prefix, window_digits
 
 CONCENTRATIONS = (4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 STRANDS = ("both", "forward")
@@ -35,12 +37,14 @@ ARRAYS = ("keys", "classes", "complement", "concentration")
 class ContextCountConfig:
     """k: bases each side (1-16; data.flank >= k); concentration: the back-off concentration a (0: the
     best of CONCENTRATIONS by validation cross-entropy, recorded in the weights); strands: 'both' counts
-    each window's reverse complement too; max_memory_gb: above this the counting sort runs in buckets
-    on disk (`helixlab.data.contexts`)."""
+    each window's reverse complement too; orders: the orders of the context bases counted, each one
+    sorted array (ORDERS: interleaved, left, right); max_memory_gb: above this the counting sort runs in
+    buckets on disk (`helixlab.data.contexts`)."""
 
     k: int = 16
     concentration: float = 0.0
     strands: str = "both"
+    orders: list[str] = field(default_factory=lambda: ["interleaved"])
     max_memory_gb: float = 3.0
 
 
@@ -63,25 +67,37 @@ class ContextCount(SequenceModel):
                              f"side (data.flank >= {cfg.k}), got windows of length {seq_len}")
         if cfg.strands not in STRANDS:
             raise ValueError(f"context_count strands must be one of {', '.join(STRANDS)}, got {cfg.strands!r}")
+        if not cfg.orders or len(set(cfg.orders)) != len(cfg.orders) or not set(cfg.orders) <= set(ORDERS):
+            raise ValueError(f"context_count orders must be distinct names of {', '.join(ORDERS)}, got {cfg.orders}")
         if cfg.concentration < 0 or cfg.max_memory_gb <= 0:
             raise ValueError("context_count concentration must be >= 0 (0: chosen on valid) and max_memory_gb > 0")
         self.cfg, self.k, self.n_classes = cfg, cfg.k, n_outputs
-        self.register_buffer("keys", torch.zeros(0, dtype=torch.int64), persistent)
-        self.register_buffer("classes", torch.zeros(0, dtype=torch.uint8), persistent)
+        self.orders = list(cfg.orders)
+        self.register_buffer("keys", torch.zeros(len(self.orders), 0, dtype=torch.int64), persistent)  # (orders, N)
+        self.register_buffer("classes", torch.zeros(len(self.orders), 0, dtype=torch.uint8), persistent)
         self.register_buffer("complement", torch.arange(n_outputs), persistent)
         self.register_buffer("concentration", torch.tensor(cfg.concentration or 32.0, dtype=torch.float64),
                              persistent)
         self.feature_dim = n_outputs
-        self.depth_feature_dim = 2 * cfg.k * (1 + 2 * n_outputs)
+        self.depth_feature_dim = len(self.orders) * 2 * cfg.k * (1 + 2 * n_outputs)
         self.head = nn.Identity()
         self._cache: tuple[Any, ...] | None = None
 
     # ---- fitting and storage
     def fit_counts(self, counts: Any) -> None:
-        """counts: (sorted uint64 keys, uint8 classes, class of each class's complement) from the trainer."""
-        keys, classes, complement = counts
-        self.keys = torch.from_numpy(np.asarray(keys).view(np.int64))
-        self.classes = torch.from_numpy(np.asarray(classes))
+        """counts: (the sorted uint64 keys and uint8 classes of each order in turn, as an iterable made
+        lazily by the trainer so that one order is sorted at a time; the class of each class's complement)."""
+        per_order, complement = counts
+        keys = classes = None
+        for i, (k, c) in enumerate(per_order):
+            if keys is None or classes is None:
+                keys = torch.empty((len(self.orders), len(k)), dtype=torch.int64)
+                classes = torch.empty((len(self.orders), len(k)), dtype=torch.uint8)
+            keys[i] = torch.from_numpy(np.asarray(k).view(np.int64))
+            classes[i] = torch.from_numpy(np.asarray(c))
+            del k, c
+        assert keys is not None and classes is not None
+        self.keys, self.classes = keys, classes
         self.complement = torch.as_tensor(np.asarray(complement), dtype=torch.int64)
         self._cache = None
 
@@ -96,6 +112,8 @@ class ContextCount(SequenceModel):
             setattr(self, name, tensors[name])
         if self.complement.shape != (self.n_classes,):
             raise ValueError(f"the context counts have {len(self.complement)} classes, this task {self.n_classes}")
+        if self.keys.ndim != 2 or len(self.keys) != len(self.orders):
+            raise ValueError(f"the context counts have {len(self.keys)} orders, this model {len(self.orders)}")
         self._cache = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
@@ -106,30 +124,37 @@ class ContextCount(SequenceModel):
         self._cache = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted uint64 keys, prefix sums of classes 0..K-2 in sorted order), on the CPU, cached. Not
-        fitted yet: no keys, every count zero (the prediction is uniform)."""
+    def _tables(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Of order i: (sorted uint64 keys, prefix sums of classes 0..K-2 in sorted order), on the CPU,
+        cached. Not fitted yet: no keys, every count zero (the prediction is uniform)."""
         tag = (self.keys.data_ptr(), self.keys.shape, self.classes.data_ptr(), self.keys._version)
         if self._cache is None or self._cache[0] != tag:
-            keys = self.keys.cpu().numpy().view(np.uint64)
-            cls = self.classes.cpu().numpy()
+            self._cache = (tag, {})
+        tables = self._cache[1]
+        if i not in tables:
+            keys = self.keys[i].cpu().numpy().view(np.uint64)
+            cls = self.classes[i].cpu().numpy()
             dtype = np.int32 if len(cls) < 2**31 else np.int64
             cum = np.zeros((len(cls) + 1, self.n_classes - 1), dtype)
             for j in range(self.n_classes - 1):
                 np.cumsum(cls == j, out=cum[1:, j])
-            self._cache = (tag, keys, cum)
-        return self._cache[1], self._cache[2]
+            tables[i] = (keys, cum)
+        return tables[i]
 
     # ---- counts and predictions
     def depth_counts(self, x: torch.Tensor, target: torch.Tensor | None = None,
                      strand: torch.Tensor | None = None) -> np.ndarray:
-        """(N, 2k + 1, K) class counts of each window's context at depths 0..2k (0: all positions);
-        zero past a window's first N. target (training): each window's class; its own counts (both
-        strands' where both were counted) are left out, so that a training position is predicted as
-        if it had not been seen (-1: a window that was not counted)."""
-        keys, cum = self._tables()
+        """(N, orders, 2k + 1, K) class counts of each window's context at depths 0..2k of each order (0:
+        all positions); zero past a window's first N. target (training): each window's class; its own
+        counts (both strands' where both were counted) are left out, so that a training position is
+        predicted as if it had not been seen (-1: a window that was not counted)."""
         xs = x.cpu().numpy()
-        fwd, rev, usable = window_digits(xs, self.k)
+        return np.stack([self._order_counts(i, xs, target, strand) for i in range(len(self.orders))], 1)
+
+    def _order_counts(self, i: int, xs: np.ndarray, target: torch.Tensor | None,
+                      strand: torch.Tensor | None) -> np.ndarray:
+        keys, cum = self._tables(i)
+        fwd, rev, usable = window_digits(xs, self.k, self.orders[i])
         q = pack(fwd)
         order = np.argsort(q)
         out = np.zeros((len(xs), 2 * self.k + 1, self.n_classes), np.int64)
@@ -157,22 +182,28 @@ class ContextCount(SequenceModel):
         return out
 
     def smooth(self, counts: np.ndarray, concentration: float | None = None) -> np.ndarray:
-        """(N, depths, K) counts -> (N, depths, K) back-off probabilities after each depth (float64)."""
+        """(..., depths, K) counts -> (..., depths, K) back-off probabilities after each depth (float64)."""
         a = float(self.concentration) if concentration is None else concentration
         n = counts.astype(np.float64)
-        p = (n[:, 0] + 1.0) / (n[:, 0].sum(1, keepdims=True) + self.n_classes)
+        p = (n[..., 0, :] + 1.0) / (n[..., 0, :].sum(-1, keepdims=True) + self.n_classes)
         out = np.empty_like(n)
-        out[:, 0] = p
-        for d in range(1, n.shape[1]):
-            p = (n[:, d] + a * p) / (n[:, d].sum(1, keepdims=True) + a)
-            out[:, d] = p
+        out[..., 0, :] = p
+        for d in range(1, n.shape[-2]):
+            p = (n[..., d, :] + a * p) / (n[..., d, :].sum(-1, keepdims=True) + a)
+            out[..., d, :] = p
         return out
+
+    @staticmethod
+    def combine(p: np.ndarray) -> np.ndarray:
+        """(N, orders, K) per-order probabilities -> (N, K) log of their normalised geometric mean."""
+        logp = np.log(p).mean(1)
+        return logp - np.logaddexp.reduce(logp, axis=1, keepdims=True)
 
     def log_probs_of(self, x: torch.Tensor, target: torch.Tensor | None = None,
                      strand: torch.Tensor | None = None) -> torch.Tensor:
         """(N, K) log-probabilities (leave-one-out with a target, as in `depth_counts`)."""
-        p = self.smooth(self.depth_counts(x, target, strand))[:, -1]
-        return torch.from_numpy(np.log(p)).float().to(x.device)
+        p = self.smooth(self.depth_counts(x, target, strand))[:, :, -1]
+        return torch.from_numpy(self.combine(p)).float().to(x.device)
 
     def depth_features(self, x: torch.Tensor, target: torch.Tensor | None = None,
                        strand: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,7 +213,7 @@ class ContextCount(SequenceModel):
         total = n.sum(-1, keepdims=True)
         freq = n / np.maximum(total, 1)
         logp = np.log(self.smooth(n))
-        f = np.concatenate([np.log1p(total), freq, logp], -1)[:, 1:]
+        f = np.concatenate([np.log1p(total), freq, logp], -1)[:, :, 1:]
         return torch.from_numpy(f.reshape(len(x), -1)).float().to(x.device)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +229,8 @@ class ContextCount(SequenceModel):
             return {}
         n = self.depth_counts(x)
         t = target.cpu().numpy().astype(np.int64)
-        scores = {a: float(-np.log(self.smooth(n, a)[np.arange(len(t)), -1, t]).mean()) for a in CONCENTRATIONS}
+        scores = {a: float(-self.combine(self.smooth(n, a)[:, :, -1])[np.arange(len(t)), t].mean())
+                  for a in CONCENTRATIONS}
         best = min(scores, key=lambda a: scores[a])
         self.concentration.fill_(best)
         return {"concentration": best, "valid_cross_entropy_by_concentration": scores}

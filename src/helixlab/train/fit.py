@@ -161,10 +161,12 @@ def fit_by_counting(s: Setup, train: CentreWindows, rd: Path) -> int:
         model.fit_counts(counts)
         return int(counts.sum())
     cfg = model.cfg  # type: ignore[attr-defined]
-    keys, cls = sorted_contexts(train.shard, train.regions, cfg.k, classes, both_strands=cfg.strands == "both",
-                                max_memory=cfg.max_memory_gb * 1e9, work_dir=rd / COUNTING_DIR, progress=t.progress)
-    model.fit_counts((keys, cls, task.complement))  # type: ignore[attr-defined]
-    return len(keys)
+    per_order = (sorted_contexts(train.shard, train.regions, cfg.k, classes, both_strands=cfg.strands == "both",
+                                 order=order, max_memory=cfg.max_memory_gb * 1e9, work_dir=rd / COUNTING_DIR / order,
+                                 progress=t.progress, n_orders=len(cfg.orders))
+                 for order in cfg.orders)  # one order sorted at a time
+    model.fit_counts((per_order, task.complement))  # type: ignore[attr-defined]
+    return int(model.keys.shape[1])  # type: ignore[attr-defined]
 
 
 def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
