@@ -10,6 +10,7 @@ at most 30 min each on 2 cores, stated in context.md); the best-validation epoch
     .venv/bin/python benchmarks/context.py                              # everything
     .venv/bin/python benchmarks/context.py --models kmer_k5 mlp_f50     # some runs
     .venv/bin/python benchmarks/context.py --summary                    # rewrite the summary only
+    .venv/bin/python benchmarks/context.py --ablate ctx3_k16 fused_cnn_ctx3   # flank ablation of finished runs
 
 A finished (model, flank, seed) is skipped on restart; an interrupted one resumes from its checkpoint.
 """
@@ -120,7 +121,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT, choices=list(RUNS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--ablate", nargs="+", choices=list(RUNS), help="flank ablation (2-base bands, 20,000 test "
+                    "positions) of these finished runs, to benchmarks/results/context_ablation/RUN/")
     args = ap.parse_args()
+    if args.ablate:
+        from helixlab.interpret.ablation import ablate_run
+
+        for name in args.ablate:
+            files = ablate_run(WORK / "runs" / name / "seed0", samples=20000, width=2, mode="random",
+                               out=RESULTS / "context_ablation" / name)
+            print(name, [str(f.relative_to(ROOT)) for f in files], flush=True)
+        return
     from helixlab.config import load_config
     from helixlab.train import fit
 
