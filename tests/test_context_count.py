@@ -273,3 +273,12 @@ def test_fused_runs_recorded_with_kmer_run_still_read(tmp_path):
     cfg = read_config(tmp_path)
     assert cfg.model.params["count_run"] == "runs/k"
     assert cfg.model.params["counter"] == {"name": "kmer_count", "params": {"k": 3}}
+
+
+def test_counts_of_one_order_saved_as_flat_arrays_still_load(genome_dir):
+    model = fitted(Shard.open(genome_dir), "chrT:1000-3000", 2)
+    state = {k: (v[0] if k in ("keys", "classes") else v) for k, v in model.state_dict().items()}  # (N,) arrays
+    again = build_model("context_count", {"k": 2, "concentration": 8.0}, 5, 4)
+    again.load_state_dict(state)
+    x = torch.randint(0, 4, (6, 5), dtype=torch.uint8)
+    assert torch.equal(again(x), model(x))

@@ -48,6 +48,11 @@ class ContextCountConfig:
     max_memory_gb: float = 3.0
 
 
+def _one_row_per_order(name: str, t: torch.Tensor) -> torch.Tensor:
+    """Keys and classes as (orders, N); runs counted before orders existed stored one order as (N,)."""
+    return t.unsqueeze(0) if name in ("keys", "classes") and t.ndim == 1 else t
+
+
 @register("context_count", ContextCountConfig)
 class ContextCount(SequenceModel):
     """Outputs are log-probabilities. persistent=False: the arrays are not part of the state dict (a
@@ -109,7 +114,7 @@ class ContextCount(SequenceModel):
         for name in ARRAYS:
             if name not in tensors:
                 raise ValueError(f"the context counts have no {name!r} array")
-            setattr(self, name, tensors[name])
+            setattr(self, name, _one_row_per_order(name, tensors[name]))
         if self.complement.shape != (self.n_classes,):
             raise ValueError(f"the context counts have {len(self.complement)} classes, this task {self.n_classes}")
         if self.keys.ndim != 2 or len(self.keys) != len(self.orders):
@@ -120,6 +125,7 @@ class ContextCount(SequenceModel):
         for name in ("keys", "classes"):  # fitted arrays have their own size: take it
             t = state_dict.get(prefix + name)
             if t is not None and name not in self._non_persistent_buffers_set:
+                state_dict[prefix + name] = t = _one_row_per_order(name, t)
                 setattr(self, name, torch.empty_like(t))
         self._cache = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
