@@ -121,14 +121,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT, choices=list(RUNS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--ablate", nargs="+", choices=list(RUNS), help="flank ablation (2-base bands, 20,000 test "
+    ap.add_argument("--ablate", nargs="+", choices=list(RUNS), help="flank ablation (4-base bands, 10,000 test "
                     "positions) of these finished runs, to benchmarks/results/context_ablation/RUN/")
     args = ap.parse_args()
     if args.ablate:
         from helixlab.interpret.ablation import ablate_run
 
         for name in args.ablate:
-            files = ablate_run(WORK / "runs" / name / "seed0", samples=20000, width=2, mode="random",
+            files = ablate_run(WORK / "runs" / name / "seed0", samples=10000, width=4, mode="random",
                                out=RESULTS / "context_ablation" / name)
             print(name, [str(f.relative_to(ROOT)) for f in files], flush=True)
         return

@@ -35,8 +35,6 @@ ALL = ("interleaved", "left", "right")
 CONFIGS = {"k16_interleaved": (16, "both", ("interleaved",), 3.0),
            "k16_interleaved_bucketed": (16, "both", ("interleaved",), 1.0),
            "k16_3orders": (16, "both", ALL, 3.0),
-           "k16_3orders_bucketed": (16, "both", ALL, 1.0),
-           "k8_interleaved": (8, "both", ("interleaved",), 3.0),
            "k16_interleaved_forward": (16, "forward", ("interleaved",), 3.0)}
 
 
