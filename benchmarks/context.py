@@ -181,20 +181,22 @@ def plot(records: list[dict[str, Any]]) -> list[str]:
 
     plt = pyplot()
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5.5), sharey=True)
+    models = list(dict.fromkeys(r["model"] for r in records))
+    colours = plt.get_cmap("tab20")
     for ax, key, title in zip(axes, ("accuracy", "accuracy_nonrepeat", "accuracy_repeat"),
                               ("all positions", "non-repeat", "repeat")):
-        for model in dict.fromkeys(r["model"] for r in records):
+        for i, model in enumerate(models):
             rows = sorted((r for r in records if r["model"] == model), key=lambda r: r["flank"])
-            ax.plot([r["flank"] for r in rows], [r[key] for r in rows], "o-", label=model)
+            ax.plot([r["flank"] for r in rows], [r[key] for r in rows], "o-", label=model, color=colours(i % 20))
         ax.set(xscale="log", xlabel="bases each side (k for k-mer models, flank for networks)",
                title=f"Test accuracy, {title}")
         ticks = sorted({r["flank"] for r in records})
         ax.minorticks_off()
         ax.set_xticks(ticks, [str(t) for t in ticks])
     axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     save_figure(fig, RESULTS / "context_flank.png")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in records:
