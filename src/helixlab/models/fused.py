@@ -20,10 +20,10 @@ from helixlab.models.context import ContextCount, ContextCountConfig
 from helixlab.models.kmer import KmerCount, KmerCountConfig
 from helixlab.models.layers import mlp
 from helixlab.models.registry import REGISTRY, build_model, model_config, register
-from helixlab.paths import BEST, CONFIG, atomic_path, expand_path, read_json_object
+from helixlab.models.weights import finished_run_config
+from helixlab.paths import BEST, atomic_path
 
-COUNTERS: dict[str, tuple[type[SequenceModel], type]] = {"kmer_count": (KmerCount, KmerCountConfig),
-                                                         "context_count": (ContextCount, ContextCountConfig)}
+COUNTERS: dict[str, type] = {"kmer_count": KmerCountConfig, "context_count": ContextCountConfig}  # name -> config
 NO_NET = "none"
 
 
@@ -53,12 +53,9 @@ LEGACY_COUNTS_FILE = "kmer_counts.safetensors"  # fused runs made before context
 
 def _count_run(count_run: str) -> tuple[dict[str, Any], Path]:
     """The counting model (name, params) and weights of a finished counting run (an error naming it otherwise)."""
-    rd = Path(expand_path(count_run))
-    if not count_run or not (rd / CONFIG).exists() or not (rd / BEST).exists():
-        raise HelixError("model.params.count_run must be a finished kmer_count or context_count run", path=str(rd))
-    model = read_json_object(rd / CONFIG, "run config").get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("params"), dict):
-        raise HelixError("run config has no [model] section with params", path=str(rd / CONFIG), record="model")
+    cfg, rd = finished_run_config(count_run, "model.params.count_run must be a finished kmer_count or "
+                                             "context_count run")
+    model = cfg["model"]
     if model.get("name") not in COUNTERS:
         raise HelixError(f"model.params.count_run is a {model.get('name')!r} run, not kmer_count or context_count",
                          path=str(rd))
@@ -93,12 +90,11 @@ class Fused(SequenceModel):
         if cfg.count_hidden and name != "context_count":
             raise ValueError("count_hidden reads the per-depth counts of a context_count run")
         self.leave_one_out = cfg.leave_one_out
-        cls, config = COUNTERS[name]
-        counter_cfg = config(**cfg.counter.get("params", {}))
-        self.counter = (ContextCount(counter_cfg, seq_len, n_outputs, persistent=False) if cls is ContextCount
+        counter_cfg = COUNTERS[name](**cfg.counter.get("params", {}))
+        self.counter = (ContextCount(counter_cfg, seq_len, n_outputs, persistent=False) if name == "context_count"
                         else KmerCount(counter_cfg, seq_len, n_outputs))
         if run_dir is not None:  # checkpoints load over the k-mer counts anyway; context arrays live only here
-            self._load_counts(run_dir, n_outputs)
+            self._load_counts(run_dir)
         if cfg.count_hidden:
             assert isinstance(self.counter, ContextCount)
             self.count_net: nn.Module = mlp(self.counter.depth_feature_dim, cfg.count_hidden, n_outputs,
@@ -125,7 +121,7 @@ class Fused(SequenceModel):
             self.head.weight[:, net_dim:] = torch.eye(n_outputs)
             self.head.bias.zero_()
 
-    def _load_counts(self, run_dir: Path, n_outputs: int) -> None:
+    def _load_counts(self, run_dir: Path) -> None:
         path = run_dir / COUNTS_FILE
         if not path.exists() and (run_dir / LEGACY_COUNTS_FILE).exists():
             path = run_dir / LEGACY_COUNTS_FILE

@@ -20,8 +20,8 @@ from torch import nn
 from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel
 from helixlab.models.registry import build_model, register
-from helixlab.models.weights import load_weights
-from helixlab.paths import BEST, CONFIG, TOKENIZER_FILE, expand_path, read_json_object
+from helixlab.models.weights import finished_run_config, load_weights
+from helixlab.paths import BEST, CONFIG, TOKENIZER_FILE
 
 PARTS = "parts"  # RUN_DIR/parts/<i>: each part's weights and files, copied when the run starts
 PART_FILES = ("counts.safetensors", TOKENIZER_FILE)  # files a part keeps beside its run
@@ -41,10 +41,7 @@ class MixtureConfig:
 
 def _part(run: str, role: str) -> tuple[dict[str, Any], Path]:
     """(name, params, flank, target) of a finished run, and its directory; an error naming it otherwise."""
-    rd = Path(expand_path(run))
-    if not run or not (rd / CONFIG).exists() or not (rd / BEST).exists():
-        raise HelixError(f"the mixture's {role} must be a finished run", path=str(rd), record="model.params")
-    cfg = read_json_object(rd / CONFIG, "run config")
+    cfg, rd = finished_run_config(str(run), f"the mixture's {role} must be a finished run")
     model, data, task = cfg.get("model"), cfg.get("data"), cfg.get("task")
     if not all(isinstance(v, dict) for v in (model, data, task)) or not data.get("flank"):  # type: ignore[union-attr]
         raise HelixError(f"the mixture's {role} is not a run of the context task (data.flank)", path=str(rd / CONFIG))

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from helixlab.errors import HelixError
-from helixlab.paths import atomic_path
+from helixlab.paths import BEST, CONFIG, atomic_path, expand_path, read_json_object
 
 NOT_WEIGHTS = ("optim.", "rng.", "ema.")  # tensors of a training-state file that are not model weights
 
@@ -50,6 +50,20 @@ def load_weights(model: torch.nn.Module, path: Path) -> dict[str, Any]:
         return json.loads(meta.get("helixlab", "{}"))
     except json.JSONDecodeError:
         raise HelixError("checkpoint metadata is not valid JSON", path=str(path), record="helixlab") from None
+
+
+def finished_run_config(run: str, need: str) -> tuple[dict[str, Any], Path]:
+    """The recorded config of a finished run that a model reads (a counting run, a mixture's part) and its
+    directory. `need` is the error when `run` is not a finished run; a config without a [model] section
+    with params is an error naming the file."""
+    rd = Path(expand_path(run))
+    if not run or not (rd / CONFIG).exists() or not (rd / BEST).exists():
+        raise HelixError(need, path=str(rd), record="model.params")
+    cfg = read_json_object(rd / CONFIG, "run config")
+    model = cfg.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("params"), dict):
+        raise HelixError("run config has no [model] section with params", path=str(rd / CONFIG), record="model")
+    return cfg, rd
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
