@@ -70,7 +70,7 @@ def stage_legnet(device: str, rows: int, steps: int, small: bool) -> dict[str, A
     from helixlab.apply.export import export_onnx
     from helixlab.apply.predict import model_inputs, predict_file
     from helixlab.config import load_config
-    from helixlab.interpret.attributions import ism
+    from helixlab.interpret.ism import ism
     from helixlab.run.loaded import load_run
     from helixlab.train import fit
 

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from helixlab.config import config_from_dict
 from helixlab.data.shards import prepare
 from helixlab.paths import data_root
 from helixlab.seq import alphabet
+from helixlab.train import fit
 
 MOTIF = "TATAAAGG"
 
@@ -47,6 +50,18 @@ def tiny_config(data: dict[str, Path], **train: object) -> dict[str, object]:
         "task": {"kind": "binary"},
         "train": {"epochs": 3, "batch_size": 32, "lr": 5e-3, "progress": False, "threads": 1, **train},
     }
+
+
+@pytest.fixture(scope="session")
+def motif_run(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """A CNN trained to find the planted motif (trained once per test session)."""
+    tmp = tmp_path_factory.mktemp("motif")
+    data = {split: write_csv(tmp / f"{split}.csv", motif_rows(n, 40, seed))
+            for split, n, seed in (("train", 480, 1), ("valid", 160, 2), ("test", 160, 3))}
+    torch.manual_seed(0)
+    res = fit(config_from_dict(tiny_config(data, epochs=5), "test"), tmp / "run")
+    assert res["splits"]["test"]["accuracy"] > 0.85
+    return tmp / "run", data
 
 
 @pytest.fixture

@@ -21,20 +21,6 @@ from helixlab.train import fit
 from tests.conftest import MOTIF, tiny_config
 
 
-@pytest.fixture(scope="module")
-def motif_run(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
-    """A CNN trained to find the planted motif (module-wide: trained once)."""
-    from tests.conftest import motif_rows, write_csv
-
-    tmp = tmp_path_factory.mktemp("motif")
-    data = {split: write_csv(tmp / f"{split}.csv", motif_rows(n, 40, seed))
-            for split, n, seed in (("train", 480, 1), ("valid", 160, 2), ("test", 160, 3))}
-    torch.manual_seed(0)
-    res = fit(config_from_dict(tiny_config(data, epochs=5), "test"), tmp / "run")
-    assert res["splits"]["test"]["accuracy"] > 0.85
-    return tmp / "run", data
-
-
 def _positives(data: dict[str, Path]) -> tuple[list[str], list[int]]:
     rows = [line.split(",") for line in data["test"].read_text().splitlines()[1:]]
     seqs = [s for s, y in rows if y == "1"]

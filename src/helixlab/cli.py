@@ -377,6 +377,59 @@ def attributions_cmd(
     typer.echo(f"wrote attributions of {n:,} records to {out}" + "".join(f"\n  {p}" for p in made))
 
 
+def _gc_range(text: Optional[str]) -> Optional[tuple[float, float]]:
+    if text is None:
+        return None
+    parts = text.split("-") if "-" in text.strip("-") else text.split(",")
+    try:
+        low, high = (float(v) for v in parts)
+    except ValueError:
+        raise HelixError(f"{text!r} is not a GC range LOW-HIGH, e.g. 0.35-0.55", record="--gc") from None
+    return low, high
+
+
+@app.command("design")
+def design_cmd(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="run(s) or ensemble(s) whose mean "
+                                                                          "prediction is optimised")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory (re-run to resume)")],
+    input_path: Annotated[Optional[Path], typer.Option("--input", help="FASTA or table of starting "
+                                                                       "sequences (one length)")] = None,
+    random: Annotated[Optional[int], typer.Option(help="start from N seeded random sequences")] = None,
+    length: Annotated[Optional[int], typer.Option(help="length of the random sequences")] = None,
+    template: Annotated[Optional[str], typer.Option(help="random sequences keep this template's A/C/G/T letters "
+                                                         "(N: random)")] = None,
+    goal: Annotated[str, typer.Option(help="max, min or target:VALUE")] = "max",
+    method: Annotated[str, typer.Option(help="greedy (ISM rounds) or ga (genetic algorithm)")] = "greedy",
+    rounds: Annotated[int, typer.Option(help="rounds (greedy) or generations (ga)")] = 10,
+    population: Annotated[int, typer.Option(help="ga population [default: max(2 N, 64)]")] = 0,
+    mutation_rate: Annotated[float, typer.Option(help="ga: per-position mutation probability [default: "
+                                                      "1 / free positions]")] = 0.0,
+    fixed: Annotated[Optional[str], typer.Option(help="positions not to change: START-END,... (0-based, end "
+                                                      "excluded)")] = None,
+    forbid: Annotated[Optional[list[str]], typer.Option(help="IUPAC motif no design may gain (both strands; "
+                                                             "repeat for several)")] = None,
+    gc: Annotated[Optional[str], typer.Option(help="GC-content range LOW-HIGH, e.g. 0.35-0.55")] = None,
+    max_edits: Annotated[Optional[int], typer.Option(help="at most this many substitutions from the "
+                                                          "start")] = None,
+    output: Annotated[int, typer.Option(help="which model output")] = 0,
+    check: Annotated[Optional[list[Path]], typer.Option(help="independent run that scores every design "
+                                                             "(repeat for several)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of random starts and of the ga")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Design sequences toward a goal with trained runs (greedy ISM or a genetic algorithm), under
+    constraints; writes designs.fa, trajectory.csv, design.png and design.md."""
+    from helixlab.design import design
+
+    result = design(runs, out, goal=goal, inputs=input_path, random=random, length=length, template=template,
+                    method=method, rounds=rounds, population=population, mutation_rate=mutation_rate, fixed=fixed,
+                    forbid=forbid, gc=_gc_range(gc), max_edits=max_edits, output=output, check=check, seed=seed,
+                    device=device)
+    typer.echo((out / "design.md").read_text().split("\n\n![")[0])
+    typer.echo("wrote " + ", ".join(map(str, result.files)))
+
+
 @app.command()
 def search(
     config: Annotated[Path, typer.Argument(help="TOML recipe")],

@@ -4,8 +4,8 @@ Every method is a function f(model, X, *, target, batch_size, device) over any h
 (N, L) uint8 codes, the result an (N, 4, L) float32 array, and the model's mode and device are
 restored afterwards. The output explained is the raw output `target` (a logit, or the value).
 
-- `ism`: in-silico saturation mutagenesis, every position x every base, batched (any model family):
-  out[i, b, p] = f(X_i with base b at p) - f(X_i); zero at the reference base.
+- `ism` (helixlab.interpret.ism): in-silico saturation mutagenesis, every position x every base (any
+  model family; windowed for convolutional models): out[i, b, p] = f(X_i with base b at p) - f(X_i).
 - `gradient_x_input`, `integrated_gradients`, `deeplift`, `deepliftshap` (captum): gradients with
   respect to the one-hot input, for models that read one-hot bases (`SequenceModel.reads_one_hot`). The
   reference of integrated gradients and DeepLIFT is the all-N input (0.25 per base); DeepLIFT-SHAP
@@ -27,86 +27,21 @@ import torch
 from torch import nn
 
 from helixlab.apply.api import load
-from helixlab.apply.predict import check_predictable, inference
+from helixlab.apply.predict import inference
 from helixlab.errors import HelixError
-from helixlab.models.base import SequenceModel, autocast, call, resolve_precision, unwrap
+from helixlab.interpret.ism import Prediction, codes, explained_model, ism, outputs
+from helixlab.models.base import SequenceModel, unwrap
 from helixlab.paths import write_npz
-from helixlab.progress import progress_bar
 from helixlab.run.report import pyplot, save_figure
 from helixlab.seq.alphabet import BASES, N_CODE, one_hot
-
-
-def _outputs(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
-    out = call(model, x)
-    if not 0 <= target < out.shape[1]:
-        raise HelixError(f"target {target} is not an output of this model (it has {out.shape[1]})", record="--target")
-    return out[:, target].float()
-
-
-@torch.no_grad()
-def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int | None = None,
-        device: str | torch.device = "cpu", precision: str = "fp32", progress: bool = False) -> np.ndarray:
-    """Saturation mutagenesis: (N, 4, L) output change for every single-base substitution (3 per
-    position; N positions are not mutated), computed as batches of mutants; zero at the reference base.
-    precision: 'fp32' (default: effects are small differences, which bf16 rounds away) | 'auto' | 'bf16'."""
-    X = _codes(X)
-    n, length = X.shape
-    # small batches are fastest on a CPU (activations stay in cache: ~3,000 mutants/s for a 185 k-parameter
-    # CNN at 300 bp on 2 cores, 2.5x batches of 2,048); large ones on a GPU
-    batch_size = batch_size or (128 if torch.device(device).type == "cpu" else 4096)
-    out = np.zeros((n, 4, length), dtype=np.float32)
-    # every substitution of a base (N positions, padding included, are left alone)
-    seq, base, pos = np.nonzero((np.arange(4)[None, :, None] != X[:, None, :]) & (X[:, None, :] < 4))
-    with inference(model, device) as dev, autocast(dev, resolve_precision(precision, dev, model)):
-        ref = np.concatenate([_outputs(model, torch.from_numpy(X[i : i + batch_size]).to(dev), target).cpu().numpy()
-                              for i in range(0, n, batch_size)])
-        bar = progress_bar(progress, total=len(seq), desc="ism", unit=" mutants", unit_scale=True)
-        for start in range(0, len(seq), batch_size):
-            s, b, p = seq[start : start + batch_size], base[start : start + batch_size], pos[start : start + batch_size]
-            x = X[s]
-            x[np.arange(len(s)), p] = b
-            out[s, b, p] = _outputs(model, torch.from_numpy(x).to(dev), target).cpu().numpy() - ref[s]
-            bar.update(len(s))
-        bar.close()
-    return out
-
-
-def _codes(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2 or X.dtype.kind not in "iu" or (X.size and (X.min() < 0 or X.max() > N_CODE)):
-        raise HelixError(f"attributions take (N, L) base codes 0-4 (uint8), got an array of shape {X.shape} and "
-                         f"dtype {X.dtype}")
-    return X.astype(np.uint8, copy=False)
 
 
 def reads_one_hot(model: nn.Module) -> bool:
     """Whether gradients can be taken with respect to the model's one-hot input (its declaration)."""
     inner = unwrap(model)
-    if isinstance(inner, _Prediction):
+    if isinstance(inner, Prediction):
         return inner.reads_one_hot
     return isinstance(inner, SequenceModel) and inner.reads_one_hot
-
-
-class _Prediction(nn.Module):
-    """A binned-regression model as the value it predicts (the expectation over its bins), so that output 0
-    is explained rather than one bin's logit."""
-
-    def __init__(self, model: nn.Module, task: Any) -> None:
-        super().__init__()
-        self.model, self.task = model, task
-        self.reads_one_hot = reads_one_hot(model)
-        self.bf16_on_cpu = getattr(model, "bf16_on_cpu", True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.task.activate(call(self.model, x))
-
-
-def explained_model(run: Any) -> nn.Module:
-    """What to attribute for a loaded run: its model, or for binned regression its predicted value."""
-    check_predictable(run)
-    if run.task.kind == "regression" and run.task.cfg.bins:
-        return _Prediction(run.model, run.task)
-    return run.model
 
 
 class _Explained(nn.Module):
@@ -117,7 +52,7 @@ class _Explained(nn.Module):
         self.model, self.target = model, target
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return _outputs(self.model, h, self.target)
+        return outputs(self.model, h, self.target)
 
 
 def _captum(method: Callable[[nn.Module], Any], model: nn.Module, X: np.ndarray, *, target: int, batch_size: int,
@@ -127,7 +62,7 @@ def _captum(method: Callable[[nn.Module], Any], model: nn.Module, X: np.ndarray,
     if not reads_one_hot(model):
         raise HelixError(f"{type(unwrap(model)).__name__} reads tokens or k-mer ids, not one-hot bases: gradient "
                          "attributions do not apply; use the 'ism' method", record="--method")
-    X = _codes(X)
+    X = codes(X)
     parts = []
     with inference(model, device) as dev, torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         # (cuDNN recurrent layers cannot run backward in eval mode)
@@ -185,7 +120,7 @@ def deepliftshap(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size
     from captum.attr import DeepLift
 
     _check_rules(model)
-    X = _codes(X)
+    X = codes(X)
     rng = np.random.default_rng(seed)
     total = np.zeros((len(X), 4, X.shape[1]), dtype=np.float64)
     for _ in range(n_shuffles):
