@@ -377,6 +377,69 @@ def attributions_cmd(
     typer.echo(f"wrote attributions of {n:,} records to {out}" + "".join(f"\n  {p}" for p in made))
 
 
+@interpret_app.command("motifs")
+def motifs_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    data: Annotated[Path, typer.Argument(help="FASTA or table of sequences to explain (e.g. the positives)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory")],
+    database: Annotated[Optional[list[str]], typer.Option(help="jaspar:TAXON (vertebrates, fungi, insects, plants, "
+                                                               "nematodes, urochordates, all) or a MEME file; "
+                                                               "repeat for several [default: "
+                                                               "jaspar:vertebrates]")] = None,
+    method: Annotated[str, typer.Option(help="hypothetical contributions: ism or deepliftshap")] = "ism",
+    target: Annotated[int, typer.Option(help="which model output to explain")] = 0,
+    limit: Annotated[int, typer.Option(help="at most this many records")] = 2000,
+    window: Annotated[int, typer.Option(help="seqlet core width")] = 21,
+    flank: Annotated[int, typer.Option(help="seqlet flank width")] = 10,
+    min_seqlets: Annotated[int, typer.Option(help="fewest seqlets of one sign to cluster")] = 100,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Discover the motifs a run has learned (TF-MoDISco on hypothetical contributions) and name them by
+    TOMTOM matches to JASPAR or a MEME file; writes motifs.md, logos, seqlets.csv and motifs.meme."""
+    from helixlab.interpret.motifs import discover_motifs
+
+    result = discover_motifs(run_dir, data, out, database=database, method=method, target=target, limit=limit,
+                             seed=seed, window=window, flank=flank, min_seqlets=min_seqlets, device=device)
+    typer.echo((out / "motifs.md").read_text().split("\n\nFiles:")[0])
+    typer.echo(f"{len(result.motifs)} motifs; report: {out / 'motifs.md'}")
+
+
+@interpret_app.command("marginalize")
+def marginalize_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    motif: Annotated[str, typer.Option(help="A/C/G/T consensus or JASPAR id (its most likely sequence)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory")],
+    background: Annotated[Optional[Path], typer.Option(help="FASTA or table of background sequences (one "
+                                                            "length) [default: uniform random]")] = None,
+    n: Annotated[int, typer.Option(help="number of backgrounds")] = 200,
+    mode: Annotated[str, typer.Option(help="shuffle (each background's region) or random (their "
+                                           "composition)")] = "shuffle",
+    region: Annotated[Optional[str], typer.Option(help="START-END randomised and searched (0-based, end "
+                                                       "excluded) [default: all]")] = None,
+    position: Annotated[Optional[list[int]], typer.Option(help="insert only here (repeat for several)")] = None,
+    second: Annotated[Optional[str], typer.Option(help="a second motif: the pair's effect against their "
+                                                       "spacing")] = None,
+    at: Annotated[Optional[int], typer.Option(help="position of the first motif of a pair [default: the region's "
+                                                   "start]")] = None,
+    spacings: Annotated[Optional[str], typer.Option(help="range of spacings MIN-MAX (end excluded)")] = None,
+    length: Annotated[Optional[int], typer.Option(help="length of random backgrounds for a model of any "
+                                                       "length")] = None,
+    output: Annotated[int, typer.Option(help="which model output")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the backgrounds")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+) -> None:
+    """Insert a motif into seeded backgrounds at every position and report the prediction's change by
+    position (or a pair of motifs by spacing); writes marginalize.csv, .png and .md."""
+    from helixlab.interpret.marginalize import marginalize
+
+    _, files = marginalize(run_dir, motif, out, background=background, n=n, mode=mode, region=region,
+                           positions=position, second=second, at=at, spacings=spacings, length=length, output=output,
+                           seed=seed, device=device)
+    typer.echo(files[0].read_text().split("\n\nFiles:")[0])
+    typer.echo("wrote " + ", ".join(map(str, files)))
+
+
 def _gc_range(text: Optional[str]) -> Optional[tuple[float, float]]:
     if text is None:
         return None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helixlab.apply.predict import check_predictable, embed, encode_records, output_names, predict
+from helixlab.apply.predict import check_predictable, embed, encode_records, model_inputs, output_names, predict
 from helixlab.data.formats import Chunk, read_records
 from helixlab.errors import HelixError
 from helixlab.models.base import resolve_device, resolve_precision
@@ -91,6 +91,16 @@ class Model:
         out = predict(self.run.model, x, batch_size=batch_size, device=self.device, rc_average=rc,
                       precision=precision or self.precision)
         return self.run.task.activate(out).numpy()
+
+    def predict_written(self, X: np.ndarray, *, batch_size: int = 512, source: str = "<sequences>") -> np.ndarray:
+        """`predict` on (N, L) base codes of sequences as written (e.g. designed or edited ones): the run's
+        crop / padding applied without going through text."""
+        X = np.ascontiguousarray(X, dtype=np.uint8)
+        if not len(X):
+            return np.zeros((0, len(self.output_names)), dtype=np.float32)
+        x = model_inputs(self.run, X.ravel(), np.full(len(X), X.shape[1]), path=source,
+                         lines=np.arange(1, len(X) + 1))
+        return self.predict_encoded(x, batch_size=batch_size)
 
     def embed(self, data: Inputs, *, batch_size: int = 512, iupac: alphabet.IupacPolicy = "error") -> np.ndarray:
         """(N, feature_dim) float32: the representation the head reads."""

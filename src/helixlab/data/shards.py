@@ -344,3 +344,27 @@ class Shard:
         if self.meta["has_ids"]:
             return (self.path / "ids.txt").read_text().splitlines()
         return [str(i) for i in range(len(self))]
+
+
+def read_fixed_length(path: str | os.PathLike[str], what: str = "sequences") -> tuple[np.ndarray, list[str]]:
+    """Sequences of one length from a FASTA or table, as written: (N, L) codes and ids (from the file,
+    else seq0, seq1, ...). Ragged lengths are an error naming the record."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise HelixError(f"{what}: file not found", path=path)
+    rows, ids = [], []
+    for chunk in read_records(path):
+        codes, lens, _ = encode_chunk(chunk, path)
+        if not len(lens):
+            continue
+        ends = np.cumsum(lens)
+        rows += [codes[e - n : e] for e, n in zip(ends, lens)]
+        ids += chunk.ids or [f"seq{len(ids) + k}" for k in range(len(lens))]
+        length = len(rows[0])
+        for k, row in enumerate(rows[-len(lens):]):
+            if len(row) != length:
+                raise HelixError(f"{what} must share one length: {len(row)} bp here, {length} bp in "
+                                 "the first", path=path, record=f"line {chunk.lines[k]}")
+    if not rows:
+        raise HelixError(f"no {what} in the file", path=path)
+    return np.stack(rows).astype(np.uint8), ids

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from helixlab.apply.api import Model, load
-from helixlab.apply.predict import model_inputs
 from helixlab.errors import HelixError
 from helixlab.interpret.ism import explained_model, ism, windowed_cnn
 from helixlab.progress import progress_bar
@@ -67,13 +66,8 @@ class Predictor:
         self.values(np.zeros((1, length), dtype=np.uint8), source="the designs")
 
     def values(self, X: np.ndarray, *, source: str = "<design>") -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.uint8)
-        if not len(X):
-            return np.zeros(0)
-        run = self.model.run
-        x = model_inputs(run, X.ravel(), np.full(len(X), X.shape[1]), path=source,
-                         lines=np.arange(1, len(X) + 1))
-        return self.model.predict_encoded(x, batch_size=self.batch_size)[:, self.output].astype(np.float64)
+        return self.model.predict_written(X, batch_size=self.batch_size, source=source)[:, self.output].astype(
+            np.float64)
 
     def substitution_values(self, X: np.ndarray, allowed: np.ndarray, *, progress: bool = False) -> np.ndarray:
         """(N, 4, L): the prediction for every allowed single substitution (NaN where not allowed)."""

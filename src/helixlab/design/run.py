@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from helixlab.data.formats import read_records
-from helixlab.data.shards import encode_chunk
+from helixlab.data.shards import read_fixed_length
 from helixlab.design.constraints import Constraints, parse_ranges
 from helixlab.design.evolve import Population, Search, best_per_origin, ga_round, greedy_round, initial_population
 from helixlab.design.objective import Ensemble, Objective, Predictor
@@ -46,27 +45,6 @@ class DesignResult:
     values: np.ndarray  # (N,) design model's prediction
     checks: dict[str, np.ndarray]  # check run name -> (N,) prediction
     files: list[Path]
-
-
-def read_starts(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """Starting sequences from a FASTA or table: (N, L) codes and ids; all must have one length."""
-    path = str(path)
-    if not Path(path).is_file():
-        raise HelixError("starting sequences not found", path=path)
-    rows, ids = [], []
-    for chunk in read_records(path):
-        codes, lens, _ = encode_chunk(chunk, path)
-        ends = np.cumsum(lens)
-        rows += [codes[e - n : e] for e, n in zip(ends, lens)]
-        ids += chunk.ids or [f"seq{len(ids) + k}" for k in range(len(lens))]
-        length = len(rows[0])
-        for k, row in enumerate(rows[-len(lens):]):
-            if len(row) != length:
-                raise HelixError(f"sequences to design must share one length: {len(row)} bp here, {length} bp in "
-                                 "the first", path=path, record=f"line {chunk.lines[k]}")
-    if not rows:
-        raise HelixError("no sequences to design from", path=path)
-    return np.stack(rows).astype(np.uint8), ids
 
 
 def random_starts(n: int, length: int, seed: int, template: str | None = None) -> tuple[np.ndarray, list[str]]:
@@ -110,7 +88,7 @@ def design(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str], *, g
             raise HelixError("--random needs --length", record="--length")
         start, ids = random_starts(random, length, seed, template)
     else:
-        start, ids = read_starts(inputs)  # type: ignore[arg-type]
+        start, ids = read_fixed_length(inputs, "sequences to design")  # type: ignore[arg-type]
     constraints.check(start.shape[1])
     model = Ensemble([Predictor(r, output=output, device=device) for r in runs])
     checkers = [Predictor(r, output=output, device=device) for r in check or []]

@@ -114,9 +114,12 @@ def deeplift(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: in
 
 
 def deepliftshap(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int = 256,
-                 device: str | torch.device = "cpu", n_shuffles: int = 10, seed: int = 0) -> np.ndarray:
+                 device: str | torch.device = "cpu", n_shuffles: int = 10, seed: int = 0,
+                 hypothetical: bool = False) -> np.ndarray:
     """DeepLIFT averaged over `n_shuffles` references per sequence: its bases shuffled (mononucleotide
-    shuffles; N positions stay where they are)."""
+    shuffles; N positions stay where they are). hypothetical: the contribution each base *would* make at
+    each position (the multipliers projected onto every base, for motif discovery) rather than the
+    observed base's."""
     from captum.attr import DeepLift
 
     _check_rules(model)
@@ -132,8 +135,18 @@ def deepliftshap(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size
         def reference(h: torch.Tensor, start: int, _s: np.ndarray = shuffled) -> torch.Tensor:
             return one_hot(torch.from_numpy(_s[start : start + len(h)]).to(h.device))
 
-        total += _captum(DeepLift, model, X, target=target, batch_size=batch_size, device=device, baseline=reference)
+        extra = {"custom_attribution_func": _hypothetical} if hypothetical else {}
+        total += _captum(DeepLift, model, X, target=target, batch_size=batch_size, device=device, baseline=reference,
+                         **extra)
     return (total / n_shuffles).astype(np.float32)
+
+
+def _hypothetical(multipliers: tuple[torch.Tensor, ...], inputs: tuple[torch.Tensor, ...],
+                  baselines: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """captum's custom attribution: the contribution of base b at p had it been there,
+    sum_c m[c, p] (onehot_b[c] - reference[c, p]) = m[b, p] - sum_c m[c, p] reference[c, p]."""
+    m, ref = multipliers[0], baselines[0]
+    return (m - (m * ref).sum(1, keepdim=True),)
 
 
 METHODS: dict[str, Callable[..., np.ndarray]] = {
