@@ -162,3 +162,14 @@ def test_forbidden_motif_is_never_created_by_greedy(motif_run, tmp_path):
     res = design([run], tmp_path / "f", random=8, length=40, rounds=6, forbid=[MOTIF[:6]], progress=False)
     mask = [iupac_mask(MOTIF[:6])]
     assert (count_occurrences(res.designs, mask) <= count_occurrences(design_starts(8, 40), mask)).all()
+
+
+def test_several_runs_are_one_objective_and_cli_motif_errors(motif_run, tmp_path):
+    run, data = motif_run
+    one = design([run], tmp_path / "one", random=4, length=40, rounds=2, progress=False)
+    two = design([run, run], tmp_path / "two", random=4, length=40, rounds=2, progress=False)
+    assert (one.designs == two.designs).all()
+    assert main(["interpret", "motifs", str(run), str(data["test"]), "-o", str(tmp_path / "m"), "--database",
+                 "jaspar:bacteria"]) == 1
+    assert main(["interpret", "motifs", str(run), str(data["test"]), "-o", str(tmp_path / "m"), "--method",
+                 "saliency"]) == 1
