@@ -240,7 +240,7 @@ def test_ablate_flanks_finds_the_bases_the_model_reads(genome_dir, tmp_path, cap
 
 
 def test_search_is_resumable_and_saves_the_best_recipe(genome_dir, tmp_path, monkeypatch):
-    from helixlab import engine
+    from helixlab.train import search
 
     cfg = tmp_path / "base.json"
     cfg.write_text(json.dumps(context_config(genome_dir, "mlp", {"hidden": [16]}, epochs=1)))
@@ -253,7 +253,7 @@ def test_search_is_resumable_and_saves_the_best_recipe(genome_dir, tmp_path, mon
     top = max(records, key=lambda r: r["valid"])
     assert best.data.flank == top["params"]["data.flank"] and best.model.params["hidden"] == top["params"][
         "model.params.hidden"]
-    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("a finished trial was trained again"))
+    monkeypatch.setattr(search, "fit", lambda *a, **k: pytest.fail("a finished trial was trained again"))
     assert main(argv) == 0  # everything recorded: nothing to train
     assert main([*argv, "--set", "train.lr=0.1"]) == 1  # other base settings: refused, not mixed in
 

@@ -496,21 +496,33 @@ def design_cmd(
 @app.command()
 def search(
     config: Annotated[Path, typer.Argument(help="TOML recipe")],
-    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2,... to search (repeat for several keys), e.g. "
-                                                 "data.flank=25,50,100")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="search directory (re-run to resume)")],
-    trials: Annotated[Optional[int], typer.Option(help="at most this many trials: a seeded random subset of "
-                                                       "the grid")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the random subset")] = 0,
+    out: Annotated[Path, typer.Option("-o", "--out", help="search directory, holding the study (re-run to resume; "
+                                                         "several processes may share it)")],
+    grid: Annotated[Optional[list[str]], typer.Option(help="KEY=V1,V2,... (repeat for several keys), e.g. "
+                                                           "data.flank=25,50,100")] = None,
+    space: Annotated[Optional[list[str]], typer.Option(help="KEY=float:LOW,HIGH[,log] | int:LOW,HIGH[,log] | "
+                                                            "choice:V1,V2,... sampled (repeat for several)")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="finished trials to reach [default: the whole grid]")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="stop starting trials after this many seconds")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="grid, tpe or random [default: grid for --grid alone, "
+                                                        "else tpe]")] = None,
+    pruner: Annotated[str, typer.Option(help="none, or median: stop trials whose validation metric is below "
+                                             "the median of earlier trials at the same epoch")] = "none",
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL [default: sqlite:///OUT/study.db]")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the sampler")] = 0,
     set_: SetOpt = None,
 ) -> None:
-    """Grid search over any recipe's keys (resumable); ranks trials on the validation metric and saves
-    the best configuration as OUT/best.toml."""
-    from helixlab.train.search import parse_grid, run_search
+    """Hyper-parameter search on Optuna (resumable, shareable between processes); ranks trials on the
+    validation metric and saves the best configuration as OUT/best.toml."""
+    from helixlab.train.search import parse_grid, parse_space, run_search
 
-    records = run_search(config, parse_grid(grid), out, overrides=set_, budget=trials, seed=seed)
-    typer.echo((out / "search.md").read_text().split("\n\n![")[0])
-    typer.echo(f"{len(records)} trials; best config: {out / 'best.toml'}")
+    records = run_search(config, parse_grid(grid or []), out, overrides=set_, budget=trials, seed=seed,
+                         space=parse_space(space or []), sampler=sampler, pruner=pruner, timeout=timeout,
+                         storage=storage)
+    if (out / "search.md").exists():
+        typer.echo((out / "search.md").read_text().split("\n\n![")[0])
+    pruned = sum(r.get("state") == "pruned" for r in records)
+    typer.echo(f"{len(records)} trials ({pruned} pruned); best config: {out / 'best.toml'}")
 
 
 @app.command()

@@ -44,7 +44,9 @@ class TrainConfig:
     precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
     auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
-    Face BERT directory or a .safetensors file."""
+    Face BERT directory or a .safetensors file.
+    log: 'none' | 'tensorboard' (training loss, per-epoch metrics, learning rate and throughput written to
+    RUN_DIR/tb/ with torch.utils.tensorboard; a resumed run continues the same curves)."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -67,6 +69,10 @@ class TrainConfig:
     eval_batch_size: int = 512
     progress: bool = True
     init_from: str | None = None
+    log: str = "none"
+
+
+LOGS = ("none", "tensorboard")
 
 
 @dataclass
@@ -203,6 +209,8 @@ def check_config(cfg: RunConfig, source: str) -> None:
             raise HelixError(f"{name} must be a positive integer, got {value!r}", path=source, record=name)
     if t.lr <= 0:
         raise HelixError(f"train.lr must be positive, got {t.lr}", path=source, record="train.lr")
+    if t.log not in LOGS:
+        raise HelixError(f"train.log must be one of {', '.join(LOGS)}, got {t.log!r}", path=source, record="train.log")
     if t.schedule not in ("cosine", "onecycle", "constant"):
         raise HelixError(f"train.schedule must be cosine, onecycle or constant, got {t.schedule!r}",
                          path=source, record="train.schedule")

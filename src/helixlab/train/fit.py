@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ STAGE1 = "stage1"
 
 
 def fit(cfg: RunConfig | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
-        init_from: str | None = None) -> dict[str, Any]:
+        init_from: str | None = None, on_epoch: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Train per `cfg` into `run_dir` (or continue it with resume=True: the run's recorded config is
-    used and `cfg` may be None); return the final results. `init_from` sets `train.init_from`."""
+    used and `cfg` may be None); return the final results. `init_from` sets `train.init_from`;
+    `on_epoch(epoch, validation metric)` is called after every committed epoch (search pruning)."""
     rd = Path(run_dir)
     if resume:
         cfg = read_config(rd)  # a resumed run follows its own recorded config
@@ -54,7 +56,7 @@ def fit(cfg: RunConfig | None, run_dir: str | os.PathLike[str], *, resume: bool 
         cfg = replace(cfg, train=replace(cfg.train, init_from=str(init_from)))
     if cfg.stage2.per_bin:
         return fit_two_stage(cfg, rd, resume)
-    return fit_one(cfg, rd, resume=resume)
+    return fit_one(cfg, rd, resume=resume, on_epoch=on_epoch)
 
 
 def fit_recipe(recipe: str | os.PathLike[str] | None, overrides: list[str] | None = None, *,
@@ -85,7 +87,8 @@ def new_run_dir(rd: Path) -> None:
     rd.mkdir(parents=True)
 
 
-def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
+def fit_one(cfg: RunConfig, rd: Path, *, resume: bool,
+            on_epoch: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """One training run into `rd` (resume=True: continue it, or start it in an existing directory)."""
     rank, world = dist_info()
     device = distributed_device(cfg.train.device)
@@ -104,7 +107,7 @@ def fit_one(cfg: RunConfig, rd: Path, *, resume: bool) -> dict[str, Any]:
     if s.model.fitted_by_counting:
         count(s, rd, world, device)
     else:
-        train_loop(s, rd, rank, world, device)
+        train_loop(s, rd, rank, world, device, on_epoch)
     results = finish(rd, s, device) if rank == 0 else {}
     barrier(world)
     return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from helixlab.tasks import HIGHER_IS_BETTER, Task, evaluate_shard, make_task
 from helixlab.train.averaging import WeightAverage
 from helixlab.train.checkpoint import TrainerState, load_training_state, save_training_state
 from helixlab.train.device import barrier, gather_rng
+from helixlab.train.logs import open_log
 from helixlab.train.pretrained import adopt, load_init
 
 
@@ -245,8 +246,10 @@ def write_records(rd: Path, state: TrainerState) -> None:
     write_jsonl(rd / TRACE, state.trace)
 
 
-def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) -> None:
-    """Epochs of steps, validation, early stopping, checkpoints."""
+def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
+               on_epoch: Callable[[int, float], None] | None = None) -> None:
+    """Epochs of steps, validation, early stopping, checkpoints. `on_epoch(epoch, validation metric)` is
+    called after each epoch is committed (a search's pruner: it may raise to stop the run there)."""
     cfg, task, model, optimizer, state = s.cfg, s.task, s.model, s.optimizer, s.state
     t = cfg.train
     train, valid = s.splits["train"], s.splits["valid"]
@@ -270,6 +273,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
             save_last()  # a timed count is not repeatable: commit it before the first step
     total_steps = state.total_steps
     epochs = math.ceil(total_steps / steps_per_epoch)
+    log = open_log(t.log, rd, state.step) if rank == 0 else None
 
     while not state.done and state.epoch < epochs:
         epoch = state.epoch
@@ -291,7 +295,10 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
             state.batch, state.step = b + 1, state.step + 1
             if s.average is not None:
                 s.average.update(model, state.step)
+            traced = len(state.trace)
             state.record_loss(float(loss), steps_per_epoch)
+            if log is not None and len(state.trace) > traced:
+                log.loss(state.step, state.trace[-1]["train_loss"], optimizer.param_groups[0]["lr"])
             seen += len(idx) * world
             bar.update(1)
             if bar.n % 10 == 0:
@@ -303,7 +310,8 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
                 t0, seen = time.perf_counter(), 0
                 save_last()
         bar.close()
-        state.train_seconds += time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0
+        state.train_seconds += epoch_seconds
         state.seqs_seen += seen
         record: dict[str, Any] = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
                                   "train_loss": state.loss_sum / max(state.loss_n, 1),
@@ -323,8 +331,14 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device) 
                 if rank == 0:
                     save_weights(model, rd / BEST, {"epoch": epoch + 1, monitor: state.best})
         state.history.append(record)
+        if log is not None:
+            log.epoch(record, seen / max(epoch_seconds, 1e-9))
         state.epoch, state.batch, state.loss_sum, state.loss_n = epoch + 1, 0, 0.0, 0
         state.done = bool(t.patience and state.bad_epochs >= t.patience)
         if rank == 0:  # the records first: the checkpoint is the commit point of the epoch
             write_records(rd, state)
         save_last()
+        if on_epoch is not None and valid is not None:
+            on_epoch(epoch + 1, float(record[f"valid_{monitor}"]))
+    if log is not None:
+        log.close()
