@@ -177,7 +177,7 @@ def with_needs(names: list[str]) -> list[str]:
 
 def plot(records: list[dict[str, Any]]) -> list[str]:
     """Accuracy vs flank (test, repeat and non-repeat) and the neural models' learning curves."""
-    from helixlab.run.report import pyplot, save_figure
+    from helixlab.plots import pyplot, save_figure
 
     plt = pyplot()
 

@@ -65,7 +65,7 @@ def write_summary() -> None:
     records = load_records(OUT_JSON)
     if not records:
         return
-    from helixlab.run.report import pyplot, save_figure
+    from helixlab.plots import pyplot, save_figure
 
     last = {r["motif"]: r for r in records}
     lines = ["| motif | inserted | mean change over positions | largest change (position) | range of the position "

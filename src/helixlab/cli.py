@@ -31,8 +31,20 @@ def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
 
 @app.command()
 def prepare(
-    inputs: Annotated[list[Path], typer.Argument(help="FASTA(.gz), CSV/TSV(.gz) or DREAM files")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="output directory (must not exist)")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="FASTA(.gz), CSV/TSV(.gz) or DREAM files")] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory (must not exist)")] = Path("prepared"),
+    bed: Annotated[Optional[Path], typer.Option(help="intervals (BED, 0-based half-open) to cut from --genome "
+                                                     "instead of INPUTS")] = None,
+    genome: Annotated[Optional[Path], typer.Option(help="genome FASTA(.gz) or prepared directory, for --bed")] = None,
+    summit_col: Annotated[Optional[str], typer.Option(help="--bed: centre on start + this column (e.g. peak) "
+                                                           "instead of the middle")] = None,
+    label: Annotated[Optional[float], typer.Option(help="--bed: one constant label for every interval")] = None,
+    edge: Annotated[str, typer.Option(help="--bed: intervals off a chromosome or with N: drop, pad (with N) or "
+                                           "error")] = "drop",
+    duplicates: Annotated[str, typer.Option(help="--bed: identical intervals: keep or refuse")] = "keep",
+    split: Annotated[Optional[list[str]], typer.Option(help="--bed: CHROM,...:test or :valid (repeat); the other "
+                                                            "chromosomes are train")] = None,
+    strand: Annotated[bool, typer.Option(help="--bed: reverse-complement '-' strand intervals")] = True,
     fmt: Annotated[str, typer.Option("--format", help="auto, fasta, csv, tsv or dream")] = "auto",
     seq_col: Annotated[Optional[str], typer.Option(help="sequence column")] = None,
     label_col: Annotated[Optional[list[str]], typer.Option(help="label column (repeat for several)")] = None,
@@ -54,7 +66,13 @@ def prepare(
     pad_context: Annotated[Optional[str], typer.Option(help="pTpA (the DREAM plasmid) or UPSTREAM,DOWNSTREAM "
                                                             "bases [default: N]")] = None,
 ) -> None:
-    """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json."""
+    """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json; or, with --bed and
+    --genome, the sequences of genome intervals (one directory per chromosome split)."""
+    if bed is not None:
+        _prepare_bed(bed, genome, out, length, summit_col, label_col, label, edge, duplicates, split, strand)
+        return
+    if not inputs:
+        raise HelixError("give input files, or --bed with --genome", record="INPUTS")
     from helixlab.data.shards import Shard
     from helixlab.data.shards import prepare as run_prepare
     from helixlab.seq.transforms import SeqOptions
@@ -76,6 +94,29 @@ def prepare(
     dropped = f", {meta['dropped']:,} dropped by the filters" if meta.get("dropped") else ""
     typer.echo(f"wrote {meta['records']:,} records ({meta['min_length']}-{meta['max_length']} bp, labels "
                f"{meta['labels']}{dropped}) to {path}")
+
+
+def _prepare_bed(bed: Path, genome: Optional[Path], out: Path, length: str, summit_col: Optional[str],
+                 label_col: Optional[list[str]], label: Optional[float], edge: str, duplicates: str,
+                 split: Optional[list[str]], strand: bool) -> None:
+    from helixlab.data.intervals import parse_split, prepare_intervals
+
+    if genome is None:
+        raise HelixError("--bed needs --genome (a FASTA or a prepared directory)", record="--genome")
+    size = None
+    if length not in ("auto", "variable"):
+        try:
+            size = int(length)
+        except ValueError:
+            raise HelixError(f"--length with --bed is a number of bases, got {length!r}", record="--length") from None
+    report = prepare_intervals(bed, genome, out, length=size, summit=summit_col, labels=label_col, label=label,
+                               edge=edge, duplicates=duplicates, split=parse_split(split), strand=strand)
+    dropped = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in report["dropped"].items() if v) or "none"
+    typer.echo(f"{report['intervals']:,} intervals: {report['kept']:,} kept; dropped: {dropped}; "
+               f"{report['duplicates']:,} duplicates kept")
+    for name, part in report["splits"].items():
+        typer.echo(f"  {out / name}: {part['records']:,} records from {', '.join(part['chromosomes'][:6])}"
+                   + (" ..." if len(part["chromosomes"]) > 6 else ""))
 
 
 @app.command()
@@ -101,21 +142,34 @@ def negatives(
 def background(
     genome: Annotated[Path, typer.Argument(help="genome FASTA(.gz)")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output CSV (sequence,label=0)")],
-    count: Annotated[int, typer.Option(help="number of windows")] = 1000,
-    length: Annotated[int, typer.Option(help="window length")] = 300,
+    count: Annotated[Optional[int], typer.Option(help="number of windows [default: 1000, or as many as the "
+                                                      "--matched positives]")] = None,
+    length: Annotated[Optional[int], typer.Option(help="window length [default: 300, or the --matched "
+                                                       "positives' length]")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     motif: Annotated[Optional[str], typer.Option(help="IUPAC motif some windows must carry, e.g. TATAWAWR")] = None,
     motif_at: Annotated[str, typer.Option(help="first-last start offset of the motif")] = "214-222",
     motif_fraction: Annotated[float, typer.Option(help="fraction of windows that carry the motif")] = 0.5,
+    matched: Annotated[Optional[Path], typer.Option(help="positives (BED intervals of this genome, or "
+                                                         "sequences) whose GC distribution the windows match "
+                                                         "(bins of 2 %); --count default: as many")] = None,
 ) -> None:
-    """Sample random genome windows (no N) as negatives, optionally with a motif at a fixed place."""
+    """Sample random genome windows (no N) as negatives, optionally with a motif at a fixed place, or
+    GC-matched to positives (excluding them), with a plot of both GC histograms."""
+    if matched is not None:
+        from helixlab.data.background import gc_matched
+
+        res = gc_matched(genome, matched, out, count=count, length=length, seed=seed)
+        typer.echo(f"wrote {res.count:,} GC-matched genome windows to {out} ({res.draws:,} drawn); positives GC "
+                   f"{res.positives_gc.mean():.3f}, background {res.background_gc.mean():.3f}; plot: {res.plot}")
+        return
     from helixlab.data.negatives import genome_background
 
     try:
         first, last = (int(v) for v in motif_at.split("-"))
     except ValueError:
         raise HelixError(f"--motif-at expects FIRST-LAST, got {motif_at!r}") from None
-    n = genome_background(genome, out, count=count, length=length, seed=seed, motif=motif,
+    n = genome_background(genome, out, count=count or 1000, length=length or 300, seed=seed, motif=motif,
                           motif_range=(first, last), motif_fraction=motif_fraction)
     typer.echo(f"wrote {n:,} genome windows to {out}")
 

@@ -40,14 +40,21 @@ def record_offsets(shard: Shard) -> np.ndarray:
     return shard.offsets if shard.offsets is not None else np.arange(len(shard) + 1) * shard.length
 
 
-def parse_regions(specs: list[str], shard: Shard, source: str) -> list[Region]:
-    """'chrX:0-50000000' (0-based half-open) or 'chrX' (whole record) -> Regions of the shard."""
+def record_index(shard: Shard) -> dict[str, int]:
+    """Record (chromosome) index by name: the first word of each FASTA header, and the accessions inside
+    NCBI ids (gi|110640213|ref|NC_008253.1| is also NC_008253.1)."""
     names = shard.ids()
     index = {name.split()[0]: i for i, name in enumerate(names)}
-    for i, name in enumerate(names):  # also the accession inside NCBI ids: gi|110640213|ref|NC_008253.1|
+    for i, name in enumerate(names):
         for part in name.split()[0].split("|"):
             if part:
                 index.setdefault(part, i)
+    return index
+
+
+def parse_regions(specs: list[str], shard: Shard, source: str) -> list[Region]:
+    """'chrX:0-50000000' (0-based half-open) or 'chrX' (whole record) -> Regions of the shard."""
+    index = record_index(shard)
     lengths = np.diff(record_offsets(shard))
     regions = []
     for spec in specs:

@@ -29,7 +29,7 @@ from helixlab.design.objective import Ensemble, Objective, Predictor
 from helixlab.errors import HelixError
 from helixlab.paths import read_json_object, write_json, write_npz, write_text
 from helixlab.progress import progress_bar
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 from helixlab.seq.alphabet import decode, encode
 from helixlab.seq.motifs import gc_fraction
 

@@ -19,7 +19,7 @@ from helixlab.errors import HelixError
 from helixlab.paths import write_json, write_text
 from helixlab.progress import progress_bar
 from helixlab.run.loaded import LoadedRun, load_run
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 
 MODES = ("shuffle", "random")
 

@@ -32,7 +32,7 @@ from helixlab.errors import HelixError
 from helixlab.interpret.ism import Prediction, codes, explained_model, ism, outputs
 from helixlab.models.base import SequenceModel, unwrap
 from helixlab.paths import write_npz
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 from helixlab.seq.alphabet import BASES, N_CODE, one_hot
 
 

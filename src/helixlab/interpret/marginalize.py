@@ -31,7 +31,7 @@ from helixlab.errors import HelixError
 from helixlab.interpret.jaspar import JASPAR_ID, consensus
 from helixlab.paths import write_text
 from helixlab.progress import progress_bar
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 from helixlab.seq.motifs import consensus_codes
 
 BACKGROUNDS = ("shuffle", "random")

@@ -31,7 +31,7 @@ from helixlab.interpret.attributions import deepliftshap
 from helixlab.interpret.ism import explained_model, ism
 from helixlab.interpret.jaspar import Motif, load_database, write_meme
 from helixlab.paths import write_npz, write_text
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 
 CONTRIBUTIONS = ("ism", "deepliftshap")
 

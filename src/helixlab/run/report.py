@@ -9,27 +9,10 @@ from typing import Any
 import numpy as np
 
 from helixlab.config import RunConfig
-from helixlab.paths import CARD, PLOTS, REPORT, TOKENIZER_FILE, atomic_path, write_text
+from helixlab.paths import CARD, PLOTS, REPORT, TOKENIZER_FILE, write_text
+from helixlab.plots import pyplot, save_figure
 from helixlab.tasks import Task
 from helixlab.tasks.metrics import pr_curve, roc_curve
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: Path) -> Path:
-    """Write a figure as PNG (whole or not at all) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    pyplot().close(fig)
-    return path
 
 
 def plot_learning_curves(history: list[dict[str, Any]], monitor: str, path: Path,

@@ -44,7 +44,7 @@ from optuna.trial import TrialState
 from helixlab.config import load_config, parse_value, to_toml
 from helixlab.errors import HelixError
 from helixlab.paths import CONFIG, read_json, write_json, write_text
-from helixlab.run.report import pyplot, save_figure
+from helixlab.plots import pyplot, save_figure
 from helixlab.tasks import HIGHER_IS_BETTER, make_task
 from helixlab.train.fit import fit
 
