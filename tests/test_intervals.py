@@ -165,3 +165,56 @@ def test_bed_to_trained_model_with_chromosome_held_out_test(genome, tmp_path):
     assert res["splits"]["test"]["auroc"] > 0.9
     rows = list(csv.reader(open(tmp_path / "data" / ".intervals" / "test.csv")))
     assert rows[0][:2] == ["id", "sequence"] and len(rows) > 10
+
+
+@pytest.mark.data
+def test_real_genomes_ecoli_and_chrx(shared_data, tmp_path):
+    """Intervals this test writes, cut from the E. coli 536 genome (checked against the FASTA) with a
+    GC-matched background, and repeat intervals of the hg19 chrX region (its RepeatMasker BED)."""
+    fa = shared_data / "genome_ecoli_536" / "NC_008253.1_Ecoli_536.fna.gz"
+    text = "".join(line.strip() for line in gzip.open(fa, "rt") if not line.startswith(">")).upper()
+    rng = np.random.default_rng(0)
+    starts = np.sort(rng.integers(0, len(text) - 500, 60))
+    bed = _bed(tmp_path / "ecoli.bed", [f"NC_008253.1\t{s}\t{s + 250}\ti{k}\t{k % 2}\t{'+-'[k % 2]}"
+                                        for k, s in enumerate(starts)], "#chrom\tstart\tend\tname\tclass\tstrand")
+    report = prepare_intervals(bed, fa, tmp_path / "e", labels=["class"])
+    assert report["kept"] == 60
+    shard = Shard.open(tmp_path / "e" / "all")
+    for k in (0, 1):
+        want = text[starts[k] : starts[k] + 250]
+        if k % 2:
+            want = alphabet.decode(alphabet.reverse_complement(alphabet.encode(want)))
+        assert alphabet.decode(shard.codes(np.array([k]))[0]) == want
+    res = gc_matched(tmp_path / "e" / "genome", bed, tmp_path / "bg.csv", seed=0)
+    assert res.count == 60 and abs(res.positives_gc.mean() - res.background_gc.mean()) < 0.01
+    chrx = shared_data / "genome_human_hg19_chrX_0-70Mb"
+    rows = [line.split("\t") for line in gzip.open(chrx / "hg19_rmsk_chrX_0-69999930.bed.gz", "rt")][:3000]
+    rmsk = tmp_path / "rmsk.bed"
+    rmsk.write_text("".join("\t".join(r[:3]).strip() + "\n" for r in rows))
+    got = prepare_intervals(rmsk, chrx / "hg19_chrX_0-69999930.softmasked.fa.gz", tmp_path / "x", label=1, length=200,
+                            split={"chrX": "test"})
+    assert got["splits"]["test"]["records"] == got["kept"] > 2500
+
+
+def test_recipe_reads_bed_and_genome(genome, tmp_path):
+    fa, _, sites = genome
+    pos = [f"{c}\t{s - 40}\t{s + 40}\tp\t1\t+" for c, ss in sites.items() for s in ss]
+    neg = [f"{c}\t{s + 460}\t{s + 540}\tn\t0\t+" for c, ss in sites.items() for s in ss]  # GC-rich, no motif
+    bed = _bed(tmp_path / "all.bed", pos + neg, "#chrom\tstart\tend\tname\tscore\tstrand")
+    recipe = tmp_path / "r.json"
+    cfg = {"data": {"bed": str(bed), "genome": str(fa),
+                    "intervals": {"labels": ["score"], "split": ["chr3:test", "chr4:valid"]}},
+           "model": {"name": "cnn", "params": {"channels": [16], "kernels": [8], "pools": [1], "hidden": [16]}},
+           "task": {"kind": "binary"}, "train": {"epochs": 6, "batch_size": 16, "lr": 5e-3, "progress": False}}
+    recipe.write_text(json.dumps(cfg))
+    assert main(["train", str(recipe), "-o", str(tmp_path / "run")]) == 0
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["splits"]["test"]["auroc"] > 0.8
+    report = json.loads((tmp_path / "run" / "data" / "intervals" / "intervals.json").read_text())
+    assert report["splits"]["test"]["chromosomes"] == ["chr3"]
+    cfg["data"]["intervals"]["width"] = 5
+    recipe.write_text(json.dumps(cfg))
+    assert main(["train", str(recipe), "-o", str(tmp_path / "bad")]) == 1
+    cfg["data"]["train"] = str(bed)
+    recipe.write_text(json.dumps(cfg))
+    assert main(["train", str(recipe), "-o", str(tmp_path / "bad2")]) == 1

@@ -202,8 +202,15 @@ def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
 def check_config(cfg: RunConfig, source: str) -> None:
     """Cross-field constraints, checked before anything is written."""
     t = cfg.train
-    if not cfg.data.train:
-        raise HelixError("data.train is required", path=source, record="data.train")
+    if cfg.data.bed:
+        if not cfg.data.genome:
+            raise HelixError("data.bed needs data.genome (a FASTA or a prepared directory)", path=source,
+                             record="data.genome")
+        if cfg.data.train or cfg.data.valid or cfg.data.test:
+            raise HelixError("data.bed gives every split (data.intervals.split): leave data.train, valid and test "
+                             "out", path=source, record="data.bed")
+    elif not cfg.data.train:
+        raise HelixError("data.train is required (or data.bed with data.genome)", path=source, record="data.train")
     for name, value in (("train.epochs", t.epochs), ("train.batch_size", t.batch_size)):
         if not isinstance(value, int) or value < 1:
             raise HelixError(f"{name} must be a positive integer, got {value!r}", path=source, record=name)
@@ -225,7 +232,7 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.monitor is not None and t.monitor not in HIGHER_IS_BETTER:
         raise HelixError(f"train.monitor {t.monitor!r} is not a known metric; choose from "
                          f"{sorted(HIGHER_IS_BETTER)}", path=source, record="train.monitor")
-    if t.patience and not (cfg.data.valid or cfg.data.holdout):
+    if t.patience and not (cfg.data.valid or cfg.data.holdout or cfg.data.bed):
         raise HelixError("train.patience needs data.valid for early stopping", path=source, record="train.patience")
     if cfg.data.iupac not in ("error", "n"):
         raise HelixError(f"data.iupac must be 'error' or 'n', got {cfg.data.iupac!r}", path=source, record="data.iupac")

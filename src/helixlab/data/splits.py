@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from helixlab.data.genome import CentreWindows, GenomeWindows, parse_regions
+from helixlab.data.intervals import parse_split, prepare_intervals
 from helixlab.data.shards import Shard, prepare
 from helixlab.errors import HelixError
 from helixlab.paths import expand_path
@@ -45,7 +47,11 @@ class DataConfig:
     per_bin: train on at most this many rows from each of `bins` equal-width label bins (a near-
     uniform subset, seeded; 0 = all rows): the second stage of two-stage training.
     holdout: with no data.valid, this fraction of the training rows (fixed, not by the seed) is the
-    validation split and is not trained on (S2: 0.01, S4: 0.015)."""
+    validation split and is not trained on (S2: 0.01, S4: 0.015).
+    bed / genome / intervals: instead of train/valid/test, the sequences of a BED file's intervals cut from
+    a genome (helixlab.data.intervals), prepared once into RUN_DIR/data/intervals; `intervals` holds the
+    options of `prepare --bed`: length, summit, labels (columns) or label (a constant), edge, duplicates,
+    strand, and split (e.g. ["chr8,chr9:test", "chr10:valid"]; the other chromosomes are train)."""
 
     train: str | list[str] = ""
     valid: str | list[str] | None = None
@@ -68,6 +74,9 @@ class DataConfig:
     per_bin: int = 0
     bins: int = 18
     holdout: float = 0.0
+    bed: str | None = None
+    genome: str | None = None
+    intervals: dict[str, Any] = field(default_factory=dict)
 
     def seq_options(self) -> SeqOptions:
         """The per-record filters and transforms of this section (helixlab.seq.transforms)."""
@@ -158,6 +167,8 @@ def open_split(d: DataConfig, run_dir: Path, split: str, *, require_labels: bool
                progress: bool = False) -> Split | None:
     """Split `split` of a run's data (None when it is not given), raw files prepared once into
     RUN_DIR/data/<split>. `seed`: the training seed, which draws the per-bin subset (data.per_bin)."""
+    if d.bed:
+        return interval_split(d, run_dir, split)
     files = d.files(split)
     if split == "valid" and not files and d.holdout:  # a fixed fraction of the training rows
         train = open_split(replace(d, holdout=0.0, per_bin=0), run_dir, "train", require_labels=require_labels)
@@ -192,6 +203,26 @@ def open_split(d: DataConfig, run_dir: Path, split: str, *, require_labels: bool
         rows = rows[per_bin_rows(shard.labels[rows, 0], d.per_bin, d.bins, seed=seed)]
         note.update(per_bin=d.per_bin, bins=d.bins)
     return RowSubset(shard, rows, note)
+
+
+INTERVAL_OPTIONS = ("length", "summit", "labels", "label", "edge", "duplicates", "strand", "split")
+
+
+def interval_split(d: DataConfig, run_dir: Path, split: str) -> Shard | None:
+    """Split `split` of data given as BED intervals of a genome (prepared once, all splits together);
+    without a chromosome split every interval is training data."""
+    root = run_dir / "data" / "intervals"
+    if not (root / "intervals.json").exists():
+        opts = dict(d.intervals)
+        unknown = sorted(set(opts) - set(INTERVAL_OPTIONS))
+        if unknown:
+            raise HelixError(f"unknown key data.intervals.{unknown[0]}; valid keys: {', '.join(INTERVAL_OPTIONS)}",
+                             record=f"data.intervals.{unknown[0]}")
+        specs = opts.pop("split", None)
+        prepare_intervals(expand_path(d.bed or ""), expand_path(d.genome or ""), root, overwrite=True,
+                          split=parse_split([specs] if isinstance(specs, str) else specs), **opts)
+    path = root / ("all" if split == "train" and (root / "all").is_dir() else split)
+    return Shard.open(path) if (path / "meta.json").exists() else None
 
 
 def open_genome(files: list[str], cache: Path, d: DataConfig, *, progress: bool = False) -> Shard:

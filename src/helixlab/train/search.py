@@ -169,7 +169,7 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
             raise HelixError("a sampled space needs --trials N (or --timeout)", record="--trials")
         budget = None if space else n_grid
     base = load_config(recipe, overrides)  # a bad recipe or override fails before anything is written
-    if not (base.data.valid or base.data.holdout):
+    if not (base.data.valid or base.data.holdout or base.data.bed):
         raise HelixError("a search ranks trials on the validation split: the recipe needs data.valid or "
                          "data.holdout", path=str(recipe), record="data.valid")
     for key in [*grid, *space]:  # every key is checked against the recipe up front
