@@ -5,7 +5,7 @@
 
 Hypothetical contributions of every base (ISM, mean-centred per position, or DeepLIFT-SHAP's
 multipliers projected onto each base) -> TF-MoDISco (`modisco-lite`): seqlets clustered into motifs
--> each motif trimmed to its high-contribution core and matched against the database with TOMTOM
+-> each motif trimmed to its high-contribution core (the contiguous span around its peak) and matched against the database with TOMTOM
 (`memelite`), q-values by Benjamini-Hochberg over the database.
 
 Written: `motifs.md` (table, logos), `logos/*.png` (contribution and sequence logo per motif),
@@ -71,11 +71,16 @@ def hypothetical_contributions(model: Any, X: np.ndarray, method: str, *, target
 
 
 def trim(ppm: np.ndarray, cwm: np.ndarray, threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """The core of a motif: the span of positions whose |contribution| is at least `threshold` of the
-    largest (modisco's usual trimming)."""
+    """The core of a motif: the contiguous span around its peak position whose |contribution| stays at
+    least `threshold` of the peak's (the peak position alone if its neighbours fall below)."""
     score = np.abs(cwm).sum(0)
-    keep = np.flatnonzero(score >= threshold * score.max())
-    return ppm[:, keep[0] : keep[-1] + 1], cwm[:, keep[0] : keep[-1] + 1]
+    peak = int(np.argmax(score))
+    lo, hi = peak, peak + 1
+    while lo > 0 and score[lo - 1] >= threshold * score[peak]:
+        lo -= 1
+    while hi < len(score) and score[hi] >= threshold * score[peak]:
+        hi += 1
+    return ppm[:, lo:hi], cwm[:, lo:hi]
 
 
 def match(motifs: list[Found], database: list[Motif], top: int = 3) -> None:
