@@ -1,6 +1,6 @@
 """Search: Optuna's TPE against random search with the same trial budget, 2 repetitions each, on the
-genome-context MLP (configs/context_mlp.toml at a small budget: 200,000 positions per epoch, 2 epochs,
-20,000 valid and 50,000 test positions, the prepared chrX genome of benchmarks/context.py). Space:
+genome-context MLP (configs/context_mlp.toml at a small budget: 100,000 positions per epoch, 2 epochs,
+10,000 valid and 20,000 test positions, the prepared chrX genome of benchmarks/context.py). Space:
 learning rate (log 1e-4..1e-2), dropout (0..0.5), hidden layers (4 choices), flank (10, 25, 50).
 Ranked on valid accuracy only. Results to benchmarks/results/search.{json,md,png}; each study is its
 own resumable `helixlab search` directory in benchmarks/work/search (one record per finished study).
@@ -27,10 +27,10 @@ from helixlab.run.records import environment  # noqa: E402
 OUT_JSON = RESULTS / "search.json"
 OUT_MD = RESULTS / "search.md"
 WORK = ROOT / "benchmarks" / "work" / "search"
-TRIALS = 12
+TRIALS = 10
 SPACE = ["train.lr=float:1e-4,1e-2,log", "model.params.dropout=float:0.0,0.5",
          "model.params.hidden=choice:[128],[300,300],[300,300,300],[512,256]", "data.flank=choice:10,25,50"]
-BASE = ["train.epochs=2", "data.samples={train=200000,valid=20000,test=50000}", "train.progress=false",
+BASE = ["train.epochs=2", "data.samples={train=100000,valid=10000,test=20000}", "train.progress=false",
         "train.checkpoint_every=0"]
 
 
@@ -70,7 +70,7 @@ def write_summary() -> None:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    lines = ["| sampler | repetitions | best valid accuracy after 4 trials | after 8 | after 12 | test accuracy of "
+    lines = ["| sampler | repetitions | best valid accuracy after 3 trials | after 6 | after 10 | test accuracy of "
              "the best | seconds per study |", "|---|---|---|---|---|---|---|"]
     for k, sampler in enumerate(("tpe", "random")):
         rows = [r for r in records if r["sampler"] == sampler]
@@ -79,8 +79,8 @@ def write_summary() -> None:
         for r in rows:
             ax.plot(range(1, len(r["best_so_far"]) + 1), r["best_so_far"], color=f"C{k}",
                     ls="-" if r["repeat"] == 0 else "--", label=f"{sampler}, repetition {r['repeat']}")
-        at = {n: np.mean([r["best_so_far"][min(n, len(r["best_so_far"])) - 1] for r in rows]) for n in (4, 8, 12)}
-        lines.append(f"| {sampler} | {len(rows)} | {at[4]:.4f} | {at[8]:.4f} | {at[12]:.4f} | "
+        at = {n: np.mean([r["best_so_far"][min(n, len(r["best_so_far"])) - 1] for r in rows]) for n in (3, 6, 10)}
+        lines.append(f"| {sampler} | {len(rows)} | {at[3]:.4f} | {at[6]:.4f} | {at[10]:.4f} | "
                      f"{np.mean([r['best_test'] for r in rows]):.4f} | {np.mean([r['seconds'] for r in rows]):.0f} |")
     ax.set(xlabel="trials", ylabel="best valid accuracy so far", title="context MLP: TPE against random search")
     ax.legend(fontsize=8)
