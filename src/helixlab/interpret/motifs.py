@@ -5,8 +5,9 @@
 
 Hypothetical contributions of every base (ISM, mean-centred per position, or DeepLIFT-SHAP's
 multipliers projected onto each base) -> TF-MoDISco (`modisco-lite`): seqlets clustered into motifs
--> each motif trimmed to its high-contribution core (the contiguous span around its peak) and matched against the database with TOMTOM
-(`memelite`), q-values by Benjamini-Hochberg over the database.
+-> each motif trimmed to its high-contribution core (the contiguous span around its peak) and
+matched against the database with TOMTOM (`memelite`), q-values by Benjamini-Hochberg over the
+database.
 
 Written: `motifs.md` (table, logos), `logos/*.png` (contribution and sequence logo per motif),
 `seqlets.csv` (record, start, end, strand, motif), `motifs.meme` (the discovered motifs), and
