@@ -50,11 +50,12 @@ def model_run() -> Path:
     return RUN
 
 
-def promoters() -> list[str]:
+def promoters(n: int = N_SEQS) -> list[str]:
+    """The first n promoters (label 1) of the GUE prom_300_all test set."""
     import pandas as pd
 
     table = pd.read_csv(data_root() / "promoter_gue_human" / "prom_300_all" / "test.csv.gz")
-    return table.loc[table["label"] == 1, "sequence"].head(N_SEQS).tolist()
+    return table.loc[table["label"] == 1, "sequence"].head(n).tolist()
 
 
 def main() -> None:

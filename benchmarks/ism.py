@@ -38,7 +38,7 @@ def main() -> None:
 
     env = environment()
     model = helixlab.load(model_run(), device="cpu")
-    X = model.inputs(promoters()[:N_SEQS])
+    X = model.inputs(promoters(N_SEQS))
     WORK.mkdir(parents=True, exist_ok=True)
     done = {r["method"] for r in load_records(OUT_JSON) if r.get("commit") == env["commit"]}
     ism(model.run.model, X[:4], local="yes")  # warm-up

@@ -29,7 +29,7 @@ TBP = "MA0108"
 
 
 def main() -> None:
-    from attributions import model_run
+    from attributions import model_run, promoters
 
     from helixlab.interpret.motifs import discover_motifs
 
@@ -54,16 +54,6 @@ def main() -> None:
         shutil.rmtree(dest)
     shutil.copytree(WORK / "out" / "logos", dest)
     write_summary()
-
-
-def promoters(n: int) -> list[str]:
-    """The first n promoters (label 1) of the GUE prom_300_all test set."""
-    import pandas as pd
-
-    from helixlab.paths import data_root
-
-    table = pd.read_csv(data_root() / "promoter_gue_human" / "prom_300_all" / "test.csv.gz")
-    return table.loc[table["label"] == 1, "sequence"].head(n).tolist()
 
 
 def write_summary() -> None:
