@@ -148,7 +148,8 @@ def run_rounds(search: Search, state: _State, ids: list[str], checkers: list[Pre
             pop = initial_population(search, size, rng)
             state.arrays.update(members=pop.members, origin=pop.origin, score=pop.score)
             best_per_origin(pop, state.arrays["best"], state.arrays["best_score"])
-        state.info["rows"] = _rows(0, search, state.arrays["best"], ids, checkers)
+        state.info["rows"] = _rows(0, search, state.arrays["best"], ids, checkers,
+                                   (score, values) if method == "greedy" else None)
         state.info["rng"] = rng.bit_generator.state
         state.save()
     rng.bit_generator.state = state.info["rng"]
@@ -159,17 +160,19 @@ def run_rounds(search: Search, state: _State, ids: list[str], checkers: list[Pre
     while state.round < state.rounds:
         t0 = time.perf_counter()
         a = state.arrays
+        fitted = None
         if method == "greedy":
             best, active = greedy_round(search, a["best"], a["best_score"], a["active"], progress=progress)
             a["best"], a["active"] = best, active
-            a["best_score"] = search.fitness(best)[0]
+            fitted = search.fitness(best)
+            a["best_score"] = fitted[0]
         else:
             pop = ga_round(search, Population(a["members"], a["origin"], a["score"]), rng, mutation_rate=rate)
             a.update(members=pop.members, origin=pop.origin, score=pop.score)
             best_per_origin(pop, a["best"], a["best_score"])
         state.info["round"] = state.round + 1
         state.info["seconds"].append(round(time.perf_counter() - t0, 3))
-        state.info["rows"] += _rows(state.round, search, a["best"], ids, checkers)
+        state.info["rows"] += _rows(state.round, search, a["best"], ids, checkers, fitted)
         state.info["rng"] = rng.bit_generator.state
         state.save()
         bar.update(1)
@@ -179,9 +182,10 @@ def run_rounds(search: Search, state: _State, ids: list[str], checkers: list[Pre
     bar.close()
 
 
-def _rows(round_: int, search: Search, X: np.ndarray, ids: list[str], checkers: list[Predictor]
-          ) -> list[dict[str, Any]]:
-    score, values = search.fitness(X)
+def _rows(round_: int, search: Search, X: np.ndarray, ids: list[str], checkers: list[Predictor],
+          fitted: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """The trajectory rows of one round; `fitted`: the designs' (scores, values) when already predicted."""
+    score, values = fitted if fitted is not None else search.fitness(X)
     checks = {p.name: p.values(X) for p in checkers}
     edits = (X != search.start).sum(1)
     gc = gc_fraction(X)
