@@ -75,6 +75,8 @@ def test_refusals(motif_data, tmp_path):
     with pytest.raises(HelixError, match="grid sampler"):
         run_search(cfg, {}, tmp_path / "v", space=parse_space(["train.lr=float:1e-4,1e-2"]), budget=2,
                    sampler="grid")
+    with pytest.raises(HelixError, match="--startup must be"):
+        run_search(cfg, {}, tmp_path / "x", space=parse_space(["train.lr=float:1e-4,1e-2"]), budget=2, startup=0)
     with pytest.raises(HelixError, match="unknown pruner"):
         run_search(cfg, parse_grid(["train.lr=1e-3"]), tmp_path / "w", pruner="hyperband")
 

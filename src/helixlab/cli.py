@@ -564,6 +564,8 @@ def search(
                                              "the median of earlier trials at the same epoch")] = "none",
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL [default: sqlite:///OUT/study.db]")] = None,
     seed: Annotated[int, typer.Option(help="seed of the sampler")] = 0,
+    startup: Annotated[Optional[int], typer.Option(help="random trials before TPE models the results "
+                                                        "[default: a third of --trials, 2 to 10]")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Hyper-parameter search on Optuna (resumable, shareable between processes); ranks trials on the
@@ -572,7 +574,7 @@ def search(
 
     records = run_search(config, parse_grid(grid or []), out, overrides=set_, budget=trials, seed=seed,
                          space=parse_space(space or []), sampler=sampler, pruner=pruner, timeout=timeout,
-                         storage=storage)
+                         storage=storage, startup=startup)
     if (out / "search.md").exists():
         typer.echo((out / "search.md").read_text().split("\n\n![")[0])
     pruned = sum(r.get("state") == "pruned" for r in records)

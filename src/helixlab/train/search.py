@@ -142,10 +142,12 @@ def _suggest(trial: Any, grid: dict[str, list[Any]], space: dict[str, tuple[str,
 def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, overrides: list[str] | None = None,
                budget: int | None = None, seed: int = 0, space: dict[str, tuple[str, Any]] | None = None,
                sampler: str | None = None, pruner: str = "none", timeout: float | None = None,
-               storage: str | None = None, heartbeat: tuple[int, int] = (10, 30)) -> list[dict[str, Any]]:
+               storage: str | None = None, startup: int | None = None,
+               heartbeat: tuple[int, int] = (10, 30)) -> list[dict[str, Any]]:
     """Run trials of the study in `out` until it has `budget` finished (complete or pruned) ones (default:
     the whole grid), or `timeout` seconds have passed; write the summary; return the records.
-    sampler: 'grid' (default with a grid alone), 'tpe' (default otherwise) or 'random'. heartbeat:
+    sampler: 'grid' (default with a grid alone), 'tpe' (default otherwise) or 'random'. startup: random
+    trials before TPE models the results (default: a third of the budget, 2 to 10). heartbeat:
     (interval, grace) seconds after which a trial whose process died is re-run."""
     overrides, space = list(overrides or []), dict(space or {})
     if not grid and not space:
@@ -163,6 +165,10 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
         raise HelixError(f"unknown pruner {pruner!r}; choose from {', '.join(PRUNERS)}", record="--pruner")
     if budget is not None and budget < 1:
         raise HelixError(f"--trials must be at least 1, got {budget}", record="--trials")
+    if startup is not None and startup < 1:
+        raise HelixError(f"--startup must be at least 1, got {startup}", record="--startup")
+    if startup is None:
+        startup = 10 if budget is None else max(2, min(10, budget // 3))
     n_grid = int(np.prod([len(v) for v in grid.values()])) if grid else 0
     if budget is None:
         if space and timeout is None:
@@ -186,7 +192,7 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="helixlab", storage=store, load_if_exists=True,
                                 direction="maximize" if HIGHER_IS_BETTER[monitor] else "minimize",
-                                sampler=_sampler(sampler, grid, seed),
+                                sampler=_sampler(sampler, grid, seed, startup),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
                                 if pruner == "median" else optuna.pruners.NopPruner())
     _check_base(study, out, base.to_dict(), {"grid": grid, "space": {k: list(v) for k, v in space.items()},
@@ -249,12 +255,13 @@ PRUNERS = ("none", "median")
 STUDY = "study.db"
 
 
-def _sampler(name: str, grid: dict[str, list[Any]], seed: int) -> Any:
+def _sampler(name: str, grid: dict[str, list[Any]], seed: int, startup: int) -> Any:
     if name == "grid":
         return optuna.samplers.GridSampler({k: [json.dumps(v) for v in vals] for k, vals in grid.items()}, seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    # Optuna's default of 10 random start-up trials would make a 10-trial TPE study a random search
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def _finished(study: Any) -> int:
