@@ -42,11 +42,21 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "best_e12_ema": ("configs/promoter_best.toml", ["train.epochs=12", "train.ema=0.999"]),
         "wide192_e10_ema": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999"]),
     },
+    # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
+    # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate
+    "dream": {
+        "s2_cls_8min": ("configs/dream_s2_bert.toml", ["train.budget='8min'", "stage2.per_bin=0"]),
+        "s2_mean_lr1e-3_8min": ("configs/dream_s2_bert.toml", ["train.budget='8min'", "stage2.per_bin=0",
+                                                                "model.params.pooling='mean'", "train.lr=1e-3"]),
+    },
 }
 
 
 def study_data(study: str) -> list[str]:
-    """Overrides pointing a recipe at a study's train and validation splits (the test split is left out)."""
+    """Overrides pointing a recipe at a study's train and validation splits (the test split is left out;
+    DREAM recipes name their own dev_split rows)."""
+    if study == "dream":
+        return []
     from promoter import prepared
 
     paths = prepared(study)
