@@ -12,7 +12,7 @@ import pytest
 
 from helixlab.cli import main
 from helixlab.data.background import gc_matched
-from helixlab.data.intervals import prepare_intervals, read_bed
+from helixlab.data.intervals import assign_split, parse_split, prepare_intervals, read_bed
 from helixlab.data.shards import Shard
 from helixlab.errors import HelixError
 from helixlab.seq import alphabet
@@ -79,7 +79,7 @@ def test_chromosome_split_and_n_policies(genome, tmp_path):
     rows = [f"{c}\t{s - 50}\t{s + 50}\t{c}_{s}\t1\t+" for c, ss in sites.items() for s in ss]
     rows.append("chr2\t24950\t25050\tn_run\t1\t+")
     bed = _bed(tmp_path / "b.bed", rows)
-    report = prepare_intervals(bed, fa, tmp_path / "p", label=1.0, split={"chr3": "test", "chr4": "valid"})
+    report = prepare_intervals(bed, fa, tmp_path / "p", label=1.0, split=parse_split(["chr3:test", "chr4:valid"]))
     assert report["dropped"]["with_n"] == 1
     assert report["splits"]["test"]["chromosomes"] == ["chr3"] and report["splits"]["valid"]["chromosomes"] == ["chr4"]
     assert report["splits"]["train"]["chromosomes"] == ["chr1", "chr2"]
@@ -168,6 +168,30 @@ def test_bed_to_trained_model_with_chromosome_held_out_test(genome, tmp_path):
 
 
 @pytest.mark.data
+def test_region_split_holds_windows_and_drops_those_across_an_edge(genome, tmp_path):
+    fa, _, _ = genome
+    regions = parse_split(["chr1:10000-20000:test", "chr1:20000-25000,chr2:test", "chr3:valid"])
+    assert assign_split(regions, "chr1", 10000, 10300) == "test"
+    assert assign_split(regions, "chr1", 19900, 20100) == "test"  # two regions of one split, no edge between
+    assert assign_split(regions, "chr1", 9900, 10100) is None  # across the edge of a held-out region
+    assert assign_split(regions, "chr1", 100, 400) == "train" and assign_split(regions, "chr4", 0, 10) == "train"
+    rows = [f"chr1\t{a}\t{a + 100}\tr{a}\t1\t+" for a in range(5000, 30000, 250)]
+    bed = _bed(tmp_path / "r.bed", rows)
+    report = prepare_intervals(bed, fa, tmp_path / "p", label=1.0, length=200,
+                               split=parse_split(["chr1:10000-20000:test", "chr1:20000-25000:valid"]))
+    # windows [a - 50, a + 150): across 10000 (a = 10000), 20000 (a = 20000) and 25000 (a = 25000) are dropped
+    assert report["dropped"]["straddles_split"] == 3
+    assert {k: v["records"] for k, v in report["splits"].items()} == {"train": 39, "test": 39, "valid": 19}
+    assert report["kept"] == 97 and report["regions"][0] == ["chr1", 10000, 20000, "test"]
+    for specs, message in [(["chr1:20-10:test"], "START < END"), (["chr1:a-b:test"], "START-END"),
+                           (["chr1:0-100:test", "chr1:50-150:valid"], "two splits"),
+                           (["chr1:test", "chr1:0-10:valid"], "two splits"), (["chr1:0-10:holdout"], "--split expects")]:
+        with pytest.raises(HelixError, match=message):
+            parse_split(specs)
+    with pytest.raises(HelixError, match="not in the genome"):
+        prepare_intervals(bed, fa, tmp_path / "q", label=1.0, split=parse_split(["chr9:0-10:test"]))
+
+
 def test_real_genomes_ecoli_and_chrx(shared_data, tmp_path):
     """Intervals this test writes, cut from the E. coli 536 genome (checked against the FASTA) with a
     GC-matched background, and repeat intervals of the hg19 chrX region (its RepeatMasker BED)."""
@@ -192,8 +216,10 @@ def test_real_genomes_ecoli_and_chrx(shared_data, tmp_path):
     rmsk = tmp_path / "rmsk.bed"
     rmsk.write_text("".join("\t".join(r[:3]).strip() + "\n" for r in rows))
     got = prepare_intervals(rmsk, chrx / "hg19_chrX_0-69999930.softmasked.fa.gz", tmp_path / "x", label=1, length=200,
-                            split={"chrX": "test"})
-    assert got["splits"]["test"]["records"] == got["kept"] > 2500
+                            split=parse_split(["chrX:0-100000:test", "chrX:100000-200000:valid"]))
+    parts = {k: v["records"] for k, v in got["splits"].items()}
+    assert set(parts) == {"train", "valid", "test"} and sum(parts.values()) == got["kept"] > 2500
+    assert got["dropped"]["straddles_split"] > 0
 
 
 def test_recipe_reads_bed_and_genome(genome, tmp_path):

@@ -42,8 +42,8 @@ def prepare(
     edge: Annotated[str, typer.Option(help="--bed: intervals off a chromosome or with N: drop, pad (with N) or "
                                            "error")] = "drop",
     duplicates: Annotated[str, typer.Option(help="--bed: identical intervals: keep or refuse")] = "keep",
-    split: Annotated[Optional[list[str]], typer.Option(help="--bed: CHROM,...:test or :valid (repeat); the other "
-                                                            "chromosomes are train")] = None,
+    split: Annotated[Optional[list[str]], typer.Option(help="--bed: CHROM,...:test or :valid, or "
+                                                            "CHROM:START-END:test (repeat); the rest is train")] = None,
     strand: Annotated[bool, typer.Option(help="--bed: reverse-complement '-' strand intervals")] = True,
     fmt: Annotated[str, typer.Option("--format", help="auto, fasta, csv, tsv or dream")] = "auto",
     seq_col: Annotated[Optional[str], typer.Option(help="sequence column")] = None,
@@ -67,7 +67,7 @@ def prepare(
                                                             "bases [default: N]")] = None,
 ) -> None:
     """Encode sequence files once into uint8 memory-mapped arrays + labels + meta.json; or, with --bed and
-    --genome, the sequences of genome intervals (one directory per chromosome split)."""
+    --genome, the sequences of genome intervals (one directory per split, by chromosome or region)."""
     if bed is not None:
         _prepare_bed(bed, genome, out, length, summit_col, label_col, label, edge, duplicates, split, strand)
         return

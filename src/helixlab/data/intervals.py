@@ -1,7 +1,7 @@
-"""Genome intervals as data: BED + genome -> prepared sequences, split by chromosome.
+"""Genome intervals as data: BED + genome -> prepared sequences, split by chromosome or region.
 
     prepare_intervals("peaks.bed", "hg38.fa.gz", "data/peaks", length=500, labels=["signalValue"],
-                      split={"chr8": "test", "chr9": "test", "chr10": "valid"})
+                      split=parse_split(["chr8,chr9:test", "chr10:valid"]))
 
 BED is 0-based and half-open. Lines starting with `track`, `browser` or `#` are skipped; a `#` line just
 before the first interval that names at least three columns is the header, so its names can be used as
@@ -15,9 +15,13 @@ to `length`; "-" strand intervals are reverse-complemented. Intervals that run o
 contain N are dropped, padded with N / kept, or an error (`edge`); duplicates (same chromosome, start,
 end, strand) are kept or refused.
 
-Written: OUT/all (one prepared directory), or OUT/train, OUT/valid, OUT/test with a chromosome split
-(chromosomes not named are train); OUT/intervals.json (the counts); OUT/genome (the prepared genome,
-reused by later runs on the same OUT).
+A split names whole chromosomes (`chr8,chr9:test`) or regions of one (`chrX:60000000-70000000:test`,
+0-based half-open: for a genome of one or a few chromosomes). What no split names is train. A sequence
+whose window (after resizing) lies partly in a held-out region and partly outside is dropped and counted
+(`straddles_split`), so no locus is shared between splits.
+
+Written: OUT/all (one prepared directory), or OUT/train, OUT/valid, OUT/test with a split; OUT/intervals.json
+(the counts); OUT/genome (the prepared genome, reused by later runs on the same OUT).
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class Cut:
     seqs: list[np.ndarray]
     kept: np.ndarray  # indices into the BED
     dropped: dict[str, int] = field(default_factory=dict)
+    windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # kept (start, end), resized
 
 
 def cut(shard: Shard, bed: Bed, *, length: int | None = None, summit: str | None = None, edge: str = "drop",
@@ -180,7 +185,7 @@ def cut(shard: Shard, bed: Bed, *, length: int | None = None, summit: str | None
             raise HelixError(f"--length must be positive, not {length}", record="--length")
         centre = start + bed.numeric(summit).astype(np.int64) if summit else (start + end) // 2
         start, end = centre - length // 2, centre - length // 2 + length
-    seqs, kept = [], []
+    seqs, kept, windows = [], [], []
     dropped = {"off_chromosome": 0, "with_n": 0, "empty": 0}
     for i, chrom in enumerate(bed.chrom):
         r = index[chrom]
@@ -209,22 +214,68 @@ def cut(shard: Shard, bed: Bed, *, length: int | None = None, summit: str | None
             seq = alphabet.reverse_complement(seq)  # type: ignore[assignment]
         seqs.append(seq)
         kept.append(i)
-    return Cut(seqs, np.array(kept, dtype=np.int64), dropped)
+        windows.append((a, b))
+    return Cut(seqs, np.array(kept, dtype=np.int64), dropped, np.array(windows, dtype=np.int64).reshape(-1, 2))
 
 
-def parse_split(specs: list[str] | None) -> dict[str, str]:
-    """['chr8,chr9:test', 'chr10:valid'] -> {'chr8': 'test', 'chr9': 'test', 'chr10': 'valid'}."""
-    out: dict[str, str] = {}
+@dataclass(frozen=True)
+class Region:
+    """A part of a split: a whole chromosome (start = end = None) or [start, end) of one."""
+
+    chrom: str
+    split: str
+    start: int | None = None
+    end: int | None = None
+
+    def overlaps(self, a: int, b: int) -> bool:
+        return self.start is None or (a < self.end and b > self.start)  # type: ignore[operator]
+
+
+SPLIT_FORM = "CHROM[,CHROM...]:valid|test|train, or CHROM:START-END:valid|test|train"
+
+
+def parse_split(specs: list[str] | None) -> list[Region]:
+    """['chr8,chr9:test', 'chrX:0-5000000:valid'] -> the regions, checked not to overlap across splits."""
+    out: list[Region] = []
     for spec in specs or []:
-        chroms, sep, split = spec.rpartition(":")
-        if not sep or split not in ("train", "valid", "test") or not chroms.strip():
-            raise HelixError(f"--split expects CHROM[,CHROM...]:valid|test|train, got {spec!r}", record="--split")
-        for c in chroms.split(","):
-            c = c.strip()
-            if c in out and out[c] != split:
-                raise HelixError(f"chromosome {c!r} is given to two splits ({out[c]}, {split})", record="--split")
-            out[c] = split
+        items, sep, split = spec.rpartition(":")
+        if not sep or split not in ("train", "valid", "test") or not items.strip():
+            raise HelixError(f"--split expects {SPLIT_FORM}, got {spec!r}", record="--split")
+        for item in items.split(","):
+            chrom, colon, span = item.strip().rpartition(":")
+            if not colon:
+                out.append(Region(item.strip(), split))
+                continue
+            a, dash, b = span.partition("-")
+            if not (dash and a.isdigit() and b.isdigit() and int(a) < int(b) and chrom):
+                raise HelixError(f"--split region {item.strip()!r} is not CHROM:START-END with START < END",
+                                 record="--split")
+            out.append(Region(chrom, split, int(a), int(b)))
+    for i, r in enumerate(out):
+        for q in out[:i]:
+            if r.chrom == q.chrom and r.split != q.split and (
+                    r.start is None or q.start is None or q.overlaps(r.start, r.end)):  # type: ignore[arg-type]
+                raise HelixError(f"{r.chrom} is given to two splits ({q.split}, {r.split}) over the same bases",
+                                 record="--split")
     return out
+
+
+def assign_split(regions: list[Region], chrom: str, start: int, end: int) -> str | None:
+    """The split of a window: that of the regions holding it, train if none touches it, None if it straddles
+    a region's edge."""
+    touched = [r for r in regions if r.chrom == chrom and r.overlaps(start, end)]
+    if not touched:
+        return "train"
+    if len({r.split for r in touched}) > 1:
+        return None
+    covered = start  # the window must be covered by the union of the split's regions
+    for r in sorted(touched, key=lambda r: -1 if r.start is None else r.start):
+        if r.start is None:
+            return r.split
+        if r.start > covered:
+            return None
+        covered = max(covered, r.end)  # type: ignore[type-var]
+    return touched[0].split if covered >= end else None
 
 
 def duplicate_rows(bed: Bed) -> np.ndarray:
@@ -242,10 +293,10 @@ def duplicate_rows(bed: Bed) -> np.ndarray:
 def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLike[str], out: str | os.PathLike[str],
                       *, length: int | None = None, summit: str | None = None, labels: list[str] | None = None,
                       label: float | None = None, edge: str = "drop", duplicates: str = "keep",
-                      split: dict[str, str] | None = None, strand: bool = True, overwrite: bool = False
+                      split: list[Region] | None = None, strand: bool = True, overwrite: bool = False
                       ) -> dict[str, Any]:
     """Prepare the sequences of a BED file's intervals (one prepared directory, or one per split under
-    `out` with a chromosome split); returns the counts (also written to OUT/intervals.json)."""
+    `out` with a split: `parse_split`); returns the counts (also written to OUT/intervals.json)."""
     out = Path(out)
     if duplicates not in DUPLICATES:
         raise HelixError(f"unknown duplicates policy {duplicates!r}; choose from {', '.join(DUPLICATES)}",
@@ -265,8 +316,8 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
                          f"at line {bed.lines[dups[0]]}; --duplicates keep to keep them", path=bed.path)
     out.mkdir(parents=True, exist_ok=True)
     shard = open_genome(genome, out / "genome")
-    chrom_split = split or {}
-    missing = sorted(set(chrom_split) - set(record_index(shard)))
+    regions = split or []
+    missing = sorted({r.chrom for r in regions} - set(record_index(shard)))
     if missing:
         raise HelixError(f"--split names chromosomes not in the genome: {', '.join(missing)}", record="--split")
     got = cut(shard, bed, length=length, summit=summit, edge=edge, strand=strand)
@@ -274,8 +325,16 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
                               "kept": len(got.kept), "dropped": got.dropped, "duplicates": int(len(dups)),
                               "length": length, "labels": names, "splits": {}}
     parts: dict[str, list[int]] = {}
+    straddling = 0
     for k, i in enumerate(got.kept):
-        parts.setdefault(chrom_split.get(bed.chrom[i], "train") if chrom_split else "all", []).append(k)
+        name = assign_split(regions, bed.chrom[i], *got.windows[k].tolist()) if regions else "all"
+        if name is None:
+            straddling += 1
+            continue
+        parts.setdefault(name, []).append(k)
+    if regions:
+        report["dropped"]["straddles_split"] = straddling
+        report["kept"] -= straddling
     if not parts:
         raise HelixError("no interval is left to prepare (all were dropped; see --edge)", path=bed.path)
     tmp = out / ".intervals"
@@ -293,5 +352,7 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
                 overwrite=True, progress=False)
         report["splits"][name] = {"records": len(ks),
                                   "chromosomes": sorted({bed.chrom[got.kept[k]] for k in ks})}
+    if regions:
+        report["regions"] = [[r.chrom, r.start, r.end, r.split] for r in regions]
     write_json(out / "intervals.json", report)
     return report

@@ -210,7 +210,7 @@ INTERVAL_OPTIONS = ("length", "summit", "labels", "label", "edge", "duplicates",
 
 def interval_split(d: DataConfig, run_dir: Path, split: str) -> Shard | None:
     """Split `split` of data given as BED intervals of a genome (prepared once, all splits together);
-    without a chromosome split every interval is training data."""
+    without a split every interval is training data."""
     root = run_dir / "data" / "intervals"
     if not (root / "intervals.json").exists():
         opts = dict(d.intervals)
