@@ -37,6 +37,7 @@ PRETRAINED = ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19"  # fro
 # model -> (recipe, overrides). CPU budget: 3 epochs for the convolutional models, 1 (+ stage 2) for BERTs.
 MODELS: dict[str, tuple[str, list[str]]] = {
     "legnet": ("configs/dream_legnet.toml", ["train.epochs=3"]),
+    "legnet_30min": ("configs/dream_legnet_budget.toml", []),  # a 30 min time budget (issue 14)
     "cnn_lstm": ("configs/dream_cnn_lstm.toml", ["train.epochs=3"]),
     "s2_bert": ("configs/dream_s2_bert.toml", ["train.epochs=1"]),
     "s3_bert6": ("configs/dream_s3_bert6.toml", ["train.epochs=1"]),
