@@ -12,7 +12,7 @@ import pytest
 
 from helixlab.cli import main
 from helixlab.data.background import gc_matched
-from helixlab.data.intervals import assign_split, parse_split, prepare_intervals, read_bed
+from helixlab.data.intervals import Region, assign_split, parse_split, prepare_intervals, read_bed
 from helixlab.data.shards import Shard
 from helixlab.errors import HelixError
 from helixlab.seq import alphabet
@@ -183,7 +183,11 @@ def test_region_split_holds_windows_and_drops_those_across_an_edge(genome, tmp_p
     assert report["dropped"]["straddles_split"] == 3
     assert {k: v["records"] for k, v in report["splits"].items()} == {"train": 39, "test": 39, "valid": 19}
     assert report["kept"] == 97 and report["regions"][0] == ["chr1", 10000, 20000, "test"]
-    for specs, message in [(["chr1:20-10:test"], "START < END"), (["chr1:a-b:test"], "START-END"),
+    # a train region only documents the default; a name may hold ':' (alt contigs)
+    assert assign_split(parse_split(["chr1:0-100:train"]), "chr1", 50, 150) == "train"
+    assert parse_split(["HLA-A*01:01:01:01:test"]) == [Region("HLA-A*01:01:01:01", "test")]
+    assert parse_split(["chr1:1_000-2_000:valid"]) == [Region("chr1", "valid", 1000, 2000)]
+    for specs, message in [(["chr1:20-10:test"], "START < END"),
                            (["chr1:0-100:test", "chr1:50-150:valid"], "two splits"),
                            (["chr1:test", "chr1:0-10:valid"], "two splits"), (["chr1:0-10:holdout"], "--split expects")]:
         with pytest.raises(HelixError, match=message):
@@ -209,6 +213,17 @@ def test_real_genomes_ecoli_and_chrx(shared_data, tmp_path):
         if k % 2:
             want = alphabet.decode(alphabet.reverse_complement(alphabet.encode(want)))
         assert alphabet.decode(shard.codes(np.array([k]))[0]) == want
+    # a region split named by the NCBI id holds the intervals the BED names by accession
+    split = prepare_intervals(bed, tmp_path / "e" / "genome", tmp_path / "e2", labels=["class"],
+                              split=parse_split(["gi|110640213|ref|NC_008253.1|:0-2_500_000:test"]))
+    assert split["splits"]["test"]["records"] == int((starts + 250 <= 2_500_000).sum()) > 0
+    assert split["splits"]["train"]["records"] == int((starts >= 2_500_000).sum()) > 0
+    with pytest.raises(HelixError, match="two splits"):
+        prepare_intervals(bed, tmp_path / "e" / "genome", tmp_path / "e3", labels=["class"],
+                          split=parse_split(["gi|110640213|ref|NC_008253.1|:test", "NC_008253.1:0-10:valid"]))
+    with pytest.raises(HelixError, match="past the chromosome's end"):
+        prepare_intervals(bed, tmp_path / "e" / "genome", tmp_path / "e4", labels=["class"],
+                          split=parse_split(["NC_008253.1:0-9000000:test"]))
     res = gc_matched(tmp_path / "e" / "genome", bed, tmp_path / "bg.csv", seed=0)
     assert res.count == 60 and abs(res.positives_gc.mean() - res.background_gc.mean()) < 0.01
     chrx = shared_data / "genome_human_hg19_chrX_0-70Mb"

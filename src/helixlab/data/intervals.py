@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,36 +235,45 @@ class Region:
 SPLIT_FORM = "CHROM[,CHROM...]:valid|test|train, or CHROM:START-END:valid|test|train"
 
 
+_SPAN = re.compile(r"^(?P<chrom>.+):(?P<start>[0-9_]+)-(?P<end>[0-9_]+)$", re.ASCII)
+
+
 def parse_split(specs: list[str] | None) -> list[Region]:
-    """['chr8,chr9:test', 'chrX:0-5000000:valid'] -> the regions, checked not to overlap across splits."""
+    """['chr8,chr9:test', 'chrX:0-5000000:valid'] -> the regions, checked not to overlap across splits.
+    An item is a region when it ends in :START-END (digits, `_` allowed); otherwise the whole item is a
+    chromosome name, which may itself hold ':' (e.g. HLA-A*01:01:01:01)."""
     out: list[Region] = []
     for spec in specs or []:
         items, sep, split = spec.rpartition(":")
         if not sep or split not in ("train", "valid", "test") or not items.strip():
             raise HelixError(f"--split expects {SPLIT_FORM}, got {spec!r}", record="--split")
-        for item in items.split(","):
-            chrom, colon, span = item.strip().rpartition(":")
-            if not colon:
-                out.append(Region(item.strip(), split))
+        for item in (i.strip() for i in items.split(",")):
+            m = _SPAN.match(item)
+            if not m:
+                out.append(Region(item, split))
                 continue
-            a, dash, b = span.partition("-")
-            if not (dash and a.isdigit() and b.isdigit() and int(a) < int(b) and chrom):
-                raise HelixError(f"--split region {item.strip()!r} is not CHROM:START-END with START < END",
-                                 record="--split")
-            out.append(Region(chrom, split, int(a), int(b)))
-    for i, r in enumerate(out):
-        for q in out[:i]:
+            a, b = int(m["start"].replace("_", "")), int(m["end"].replace("_", ""))
+            if a >= b:
+                raise HelixError(f"--split region {item!r} is not CHROM:START-END with START < END", record="--split")
+            out.append(Region(m["chrom"], split, a, b))
+    check_overlaps(out)
+    return out
+
+
+def check_overlaps(regions: list[Region]) -> None:
+    """Refuse bases given to two splits."""
+    for i, r in enumerate(regions):
+        for q in regions[:i]:
             if r.chrom == q.chrom and r.split != q.split and (
                     r.start is None or q.start is None or q.overlaps(r.start, r.end)):  # type: ignore[arg-type]
                 raise HelixError(f"{r.chrom} is given to two splits ({q.split}, {r.split}) over the same bases",
                                  record="--split")
-    return out
 
 
 def assign_split(regions: list[Region], chrom: str, start: int, end: int) -> str | None:
-    """The split of a window: that of the regions holding it, train if none touches it, None if it straddles
-    a region's edge."""
-    touched = [r for r in regions if r.chrom == chrom and r.overlaps(start, end)]
+    """The split of a window: that of the held-out (valid / test) regions holding it, train if none touches
+    it, None if it straddles a held-out region's edge (train regions only document the default)."""
+    touched = [r for r in regions if r.chrom == chrom and r.split != "train" and r.overlaps(start, end)]
     if not touched:
         return "train"
     if len({r.split for r in touched}) > 1:
@@ -276,6 +286,21 @@ def assign_split(regions: list[Region], chrom: str, start: int, end: int) -> str
             return None
         covered = max(covered, r.end)  # type: ignore[type-var]
     return touched[0].split if covered >= end else None
+
+
+def _canonical(regions: list[Region], index: dict[str, int], sizes: np.ndarray) -> list[Region]:
+    """Regions named by record number (a genome's aliases, e.g. an NCBI id and its accession, are one
+    chromosome), checked against the genome."""
+    missing = sorted({r.chrom for r in regions} - set(index))
+    if missing:
+        raise HelixError(f"--split names chromosomes not in the genome: {', '.join(missing)}", record="--split")
+    for r in regions:
+        if r.end is not None and r.end > sizes[index[r.chrom]]:
+            raise HelixError(f"--split region {r.chrom}:{r.start}-{r.end} ends past the chromosome's end "
+                             f"({int(sizes[index[r.chrom]]):,} bp)", record="--split")
+    out = [Region(str(index[r.chrom]), r.split, r.start, r.end) for r in regions]
+    check_overlaps(out)
+    return out
 
 
 def duplicate_rows(bed: Bed) -> np.ndarray:
@@ -316,10 +341,9 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
                          f"at line {bed.lines[dups[0]]}; --duplicates keep to keep them", path=bed.path)
     out.mkdir(parents=True, exist_ok=True)
     shard = open_genome(genome, out / "genome")
-    regions = split or []
-    missing = sorted({r.chrom for r in regions} - set(record_index(shard)))
-    if missing:
-        raise HelixError(f"--split names chromosomes not in the genome: {', '.join(missing)}", record="--split")
+    index = record_index(shard)
+    sizes = np.diff(record_offsets(shard))
+    regions = _canonical(split or [], index, sizes)
     got = cut(shard, bed, length=length, summit=summit, edge=edge, strand=strand)
     report: dict[str, Any] = {"bed": str(bed_path), "genome": str(genome), "intervals": len(bed),
                               "kept": len(got.kept), "dropped": got.dropped, "duplicates": int(len(dups)),
@@ -327,7 +351,9 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
     parts: dict[str, list[int]] = {}
     straddling = 0
     for k, i in enumerate(got.kept):
-        name = assign_split(regions, bed.chrom[i], *got.windows[k].tolist()) if regions else "all"
+        # N padding off a chromosome's ends belongs to no split
+        a, b = (int(v) for v in np.clip(got.windows[k], 0, sizes[index[bed.chrom[i]]]))
+        name = assign_split(regions, str(index[bed.chrom[i]]), a, b) if regions else "all"
         if name is None:
             straddling += 1
             continue
@@ -336,7 +362,8 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
         report["dropped"]["straddles_split"] = straddling
         report["kept"] -= straddling
     if not parts:
-        raise HelixError("no interval is left to prepare (all were dropped; see --edge)", path=bed.path)
+        raise HelixError("no interval is left to prepare (all were dropped; see --edge and --split)",
+                         path=bed.path)
     tmp = out / ".intervals"
     tmp.mkdir(exist_ok=True)
     for name, ks in sorted(parts.items()):
@@ -353,6 +380,6 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
         report["splits"][name] = {"records": len(ks),
                                   "chromosomes": sorted({bed.chrom[got.kept[k]] for k in ks})}
     if regions:
-        report["regions"] = [[r.chrom, r.start, r.end, r.split] for r in regions]
+        report["regions"] = [[r.chrom, r.start, r.end, r.split] for r in split or []]
     write_json(out / "intervals.json", report)
     return report
