@@ -189,7 +189,8 @@ def test_region_split_holds_windows_and_drops_those_across_an_edge(genome, tmp_p
     assert parse_split(["chr1:1_000-2_000:valid"]) == [Region("chr1", "valid", 1000, 2000)]
     for specs, message in [(["chr1:20-10:test"], "START < END"),
                            (["chr1:0-100:test", "chr1:50-150:valid"], "two splits"),
-                           (["chr1:test", "chr1:0-10:valid"], "two splits"), (["chr1:0-10:holdout"], "--split expects")]:
+                           (["chr1:test", "chr1:0-10:valid"], "two splits"),
+                           (["chr1:0-10:holdout"], "--split expects")]:
         with pytest.raises(HelixError, match=message):
             parse_split(specs)
     with pytest.raises(HelixError, match="not in the genome"):
