@@ -45,6 +45,9 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "wide192_drop5_wd05_e10_ema": ("configs/promoter_best.toml", [WIDE4.replace("dropout=0.3", "dropout=0.5"),
                                                                       "train.weight_decay=0.05", "train.epochs=10",
                                                                       "train.ema=0.999"]),
+        "wide192_drop4_wd02_e10_ema": ("configs/promoter_best.toml", [WIDE4.replace("dropout=0.3", "dropout=0.4"),
+                                                                      "train.weight_decay=0.02", "train.epochs=10",
+                                                                      "train.ema=0.999"]),
     },
     # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
     # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate
