@@ -193,6 +193,11 @@ def test_region_split_holds_windows_and_drops_those_across_an_edge(genome, tmp_p
                            (["chr1:0-10:holdout"], "--split expects")]:
         with pytest.raises(HelixError, match=message):
             parse_split(specs)
+    # a window padded with N off the chromosome's start lies in the region that holds its bases
+    edge = _bed(tmp_path / "edge.bed", ["chr1\t0\t100\te\t1\t+"])
+    padded = prepare_intervals(edge, fa, tmp_path / "pad", label=1.0, length=300, edge="pad",
+                               split=parse_split(["chr1:0-1000:test"]))
+    assert padded["splits"]["test"]["records"] == 1 and padded["dropped"]["straddles_split"] == 0
     with pytest.raises(HelixError, match="not in the genome"):
         prepare_intervals(bed, fa, tmp_path / "q", label=1.0, split=parse_split(["chr9:0-10:test"]))
 

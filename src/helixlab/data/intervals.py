@@ -163,7 +163,8 @@ class Cut:
     seqs: list[np.ndarray]
     kept: np.ndarray  # indices into the BED
     dropped: dict[str, int] = field(default_factory=dict)
-    windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # kept (start, end), resized
+    # the chromosome span (start, end) each kept sequence covers, after resizing, without padding off the ends
+    windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
 def cut(shard: Shard, bed: Bed, *, length: int | None = None, summit: str | None = None, edge: str = "drop",
@@ -215,7 +216,7 @@ def cut(shard: Shard, bed: Bed, *, length: int | None = None, summit: str | None
             seq = alphabet.reverse_complement(seq)  # type: ignore[assignment]
         seqs.append(seq)
         kept.append(i)
-        windows.append((a, b))
+        windows.append((min(lo, size), max(hi, 0)))  # the chromosome's bases; N padding off its ends is none
     return Cut(seqs, np.array(kept, dtype=np.int64), dropped, np.array(windows, dtype=np.int64).reshape(-1, 2))
 
 
@@ -342,8 +343,7 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     shard = open_genome(genome, out / "genome")
     index = record_index(shard)
-    sizes = np.diff(record_offsets(shard))
-    regions = _canonical(split or [], index, sizes)
+    regions = _canonical(split or [], index, np.diff(record_offsets(shard)))
     got = cut(shard, bed, length=length, summit=summit, edge=edge, strand=strand)
     report: dict[str, Any] = {"bed": str(bed_path), "genome": str(genome), "intervals": len(bed),
                               "kept": len(got.kept), "dropped": got.dropped, "duplicates": int(len(dups)),
@@ -351,9 +351,7 @@ def prepare_intervals(bed_path: str | os.PathLike[str], genome: str | os.PathLik
     parts: dict[str, list[int]] = {}
     straddling = 0
     for k, i in enumerate(got.kept):
-        # N padding off a chromosome's ends belongs to no split
-        a, b = (int(v) for v in np.clip(got.windows[k], 0, sizes[index[bed.chrom[i]]]))
-        name = assign_split(regions, str(index[bed.chrom[i]]), a, b) if regions else "all"
+        name = assign_split(regions, str(index[bed.chrom[i]]), *got.windows[k].tolist()) if regions else "all"
         if name is None:
             straddling += 1
             continue
