@@ -114,14 +114,18 @@ class _State:
         self.root, self.settings, self.rounds = root, settings, rounds
         self.info: dict[str, Any] = {"settings": settings, "round": 0, "rows": [], "seconds": [], "rng": None}
         self.arrays: dict[str, np.ndarray] = {}
-        if (root / "state.json").is_file() and (root / "state.npz").is_file():
+        if (root / "state.json").is_file():
             info = read_json_object(root / "state.json", "design state")
             if info.get("settings") != settings:
                 old = info.get("settings") or {}
                 diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
                 raise HelixError(f"this directory holds a different design (differs in: {', '.join(diff)}); use "
                                  "another output directory or remove it", path=str(root.parent))
-            with np.load(root / "state.npz") as z:
+            arrays = root / str(info.get("arrays", ""))
+            if not arrays.is_file():
+                raise HelixError("the design state names arrays that are missing; remove the directory to start "
+                                 "again", path=str(root / "state.json"), record="arrays")
+            with np.load(arrays) as z:
                 self.arrays = {k: z[k] for k in z.files}
             self.info = info
 
@@ -131,8 +135,15 @@ class _State:
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        write_npz(self.root / "state.npz", **self.arrays)  # arrays first: the JSON says which round they are
+        # the arrays of each round go to their own file, and the JSON, written last, names it: a kill between
+        # the two writes leaves the previous round's JSON and arrays together
+        name = f"state-{self.round:05d}.npz"
+        write_npz(self.root / name, **self.arrays)
+        self.info["arrays"] = name
         write_json(self.root / "state.json", self.info)
+        for old in self.root.glob("state-*.npz"):
+            if old.name != name:
+                old.unlink()
 
 
 def run_rounds(search: Search, state: _State, ids: list[str], checkers: list[Predictor], *, method: str,
