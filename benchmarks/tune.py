@@ -48,6 +48,13 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "wide192_drop4_wd02_e10_ema": ("configs/promoter_best.toml", [WIDE4.replace("dropout=0.3", "dropout=0.4"),
                                                                       "train.weight_decay=0.02", "train.epochs=10",
                                                                       "train.ema=0.999"]),
+        # the chosen recipe was still improving at its last epoch: the whole 30 min budget (about 16 epochs here)
+        "wide192_30min_ema": ("configs/promoter_best.toml", [WIDE4, "train.budget='30min'", "train.ema=0.999"]),
+        # regularisers that leave the capacity alone (the dropout/weight-decay candidates above underfit)
+        "wide192_e10_ema_ls1": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999",
+                                                               "task.label_smoothing=0.1"]),
+        "wide192_e10_ema_shift2": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999",
+                                                                  "train.shift_augment=2"]),
     },
     # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
     # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate

@@ -34,6 +34,8 @@ class ModelSection:
 class TrainConfig:
     """schedule: 'cosine' (linear warm-up then cosine) | 'onecycle' | 'constant'.
     patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
+    shift_augment: move each training sequence by a random whole number of bases in [-N, N] (seeded by
+    seed, epoch and batch), the vacated end filled with N: for signals whose position varies a little.
     checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
     budget: a training budget that sizes the schedule instead of `epochs`: "30min" (also "90s", "2h") or
     "20000 steps". A time budget becomes a step count at the start of the run by timing a few training
@@ -59,6 +61,7 @@ class TrainConfig:
     monitor: str | None = None
     rc_augment: bool = False
     rc_average: bool = False
+    shift_augment: int = 0
     seed: int = 0
     device: str = "auto"
     budget: str | None = None
@@ -223,6 +226,19 @@ def check_config(cfg: RunConfig, source: str) -> None:
                          path=source, record="train.schedule")
     if t.budget is not None:
         parse_budget(t.budget, source)
+    ls = cfg.task.label_smoothing
+    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
+        raise HelixError(f"task.label_smoothing must be a fraction in [0, 1), got {ls!r}", path=source,
+                         record="task.label_smoothing")
+    if ls and cfg.task.kind not in ("binary", "multiclass"):
+        raise HelixError(f"task.label_smoothing is an option of binary and multiclass tasks, not {cfg.task.kind!r}",
+                         path=source, record="task.label_smoothing")
+    if isinstance(t.shift_augment, bool) or not isinstance(t.shift_augment, int) or t.shift_augment < 0:
+        raise HelixError(f"train.shift_augment must be a non-negative number of bases, got {t.shift_augment!r}",
+                         path=source, record="train.shift_augment")
+    if t.shift_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
+        raise HelixError(f"train.shift_augment moves whole sequences; the {cfg.task.kind!r} task reads fixed "
+                         "positions", path=source, record="train.shift_augment")
     if not 0.0 <= t.ema < 1.0:
         raise HelixError(f"train.ema must be a decay in [0, 1) (0 = off), got {t.ema}", path=source,
                          record="train.ema")

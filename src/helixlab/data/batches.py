@@ -1,4 +1,4 @@
-"""Batches from prepared data: a seeded, resumable order; rank sharding for DDP; RC augmentation.
+"""Batches from prepared data: a seeded, resumable order; rank sharding for DDP; RC and shift augmentation.
 
 The order of epoch e is a permutation drawn from (seed, e) alone, so a run resumed at batch b of
 epoch e sees exactly the batches an uninterrupted run would have seen.
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from helixlab.data.shards import Shard
-from helixlab.seq.alphabet import reverse_complement
+from helixlab.seq.alphabet import N_CODE, reverse_complement
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -55,6 +55,17 @@ def rc_augment(x: torch.Tensor, seed: int, epoch: int, batch: int) -> tuple[torc
     rows = torch.from_numpy(np.flatnonzero(flip))
     x[rows] = reverse_complement(x[rows])  # type: ignore[assignment]
     return x, reverse
+
+
+def shift_augment(x: torch.Tensor, max_shift: int, seed: int, epoch: int, batch: int) -> torch.Tensor:
+    """Move each row of (n, L) codes by its own offset in [-max_shift, max_shift] (a function of (seed,
+    epoch, batch) only); the bases pushed past an end are dropped and the vacated end is N."""
+    n, length = x.shape
+    offset = np.random.default_rng([seed, epoch, batch, 11]).integers(-max_shift, max_shift + 1, n)
+    source = torch.arange(length)[None, :] - torch.from_numpy(offset)[:, None]
+    inside = (source >= 0) & (source < length)
+    moved = torch.gather(x, 1, source.clamp(0, length - 1).to(x.device))
+    return torch.where(inside.to(x.device), moved, torch.full_like(moved, N_CODE))
 
 
 def eval_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:

@@ -67,6 +67,18 @@ def _limits(cfg: RunConfig, info: dict[str, Any], task: str) -> list[str]:
     return out
 
 
+def _augmentation(cfg: RunConfig) -> str:
+    """What the training added to the data and labels, as a clause of the Training line."""
+    t, parts = cfg.train, []
+    if t.rc_augment:
+        parts.append("reverse-complement augmentation")
+    if t.shift_augment:
+        parts.append(f"shifts of up to {t.shift_augment} bases")
+    if cfg.task.label_smoothing:
+        parts.append(f"label smoothing {cfg.task.label_smoothing:g}")
+    return "".join(", " + p for p in parts)
+
+
 def _usage(rd: Path, task: str) -> list[str]:
     if task == "mlm":
         return ["Pretrained weights without a prediction head: fine-tune them on a task with", "",
@@ -98,7 +110,7 @@ def write_model_card(rd: Path, cfg: RunConfig, info: dict[str, Any], results: di
                      + ", ".join(f"{k} {format_metric(v)}" for k, v in shown.items()))
     lines += ["", "## Training", "",
               f"- {results['epochs']} epochs (best {results['best_epoch']}), batch {t.batch_size}, lr {t.lr} "
-              f"({t.schedule}), seed {t.seed}{', reverse-complement augmentation' if t.rc_augment else ''}.",
+              f"({t.schedule}), seed {t.seed}{_augmentation(cfg)}.",
               f"- {results['train_seconds']:.0f} s of training, {results['train_seq_per_s']:.0f} sequences/s, on "
               f"{env.get('processor')} x{env.get('cpus')} CPUs, GPU: {env.get('cuda') or 'none'}, "
               f"{info.get('world_size', 1)} process(es).", "",

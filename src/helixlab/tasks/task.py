@@ -32,7 +32,11 @@ class TaskConfig:
     bins > 0 (regression): predict a distribution over `bins` equally spaced values spanning
     `bin_range` (default: the training labels' min..max, recorded at the start of the run) with a
     KL loss; the prediction is its mean. The target is a normal of sd `bin_sd` bin widths around
-    the label, integrated over each bin (LegNet's soft classification); bin_sd = 0: the nearest bin."""
+    the label, integrated over each bin (LegNet's soft classification); bin_sd = 0: the nearest bin.
+
+    label_smoothing (binary, multiclass): training targets move a fraction eps towards the uniform
+    (a 0/1 label becomes eps/2 or 1 - eps/2; a class gets 1 - eps + eps/K); validation, test and the
+    reported loss use the labels as they are."""
 
     kind: str = "binary"
     n_classes: int = 2
@@ -44,6 +48,7 @@ class TaskConfig:
     bin_range: list[float] | None = None
     bin_sd: float = 0.5
     target: str = "base"
+    label_smoothing: float = 0.0
 
 
 def mean_distribution(outs: list[torch.Tensor]) -> torch.Tensor:
@@ -71,7 +76,12 @@ class Task:
         models with a strand channel)."""
         target = self.target(y).to(x.device)
         out = model_outputs(net, x, rc_average=True) if rc_average else call(net, x, reverse, self.model_target(target))
-        return self.loss(out, target), out
+        smoothing = self.cfg.label_smoothing if getattr(net, "training", False) else 0.0
+        return (self.smoothed_loss(out, target, smoothing) if smoothing else self.loss(out, target)), out
+
+    def smoothed_loss(self, out: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        """The training loss with targets smoothed by `eps` (task.label_smoothing; binary and multiclass)."""
+        raise NotImplementedError
 
     def model_target(self, target: torch.Tensor) -> Any:
         """What a training step gives the model beside x (`SequenceModel.train_outputs`): nothing by default."""
@@ -125,6 +135,9 @@ class BinaryTask(Task):
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(out.float(), y)
 
+    def smoothed_loss(self, out: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out.float(), y * (1.0 - eps) + 0.5 * eps)
+
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out.float())
 
@@ -155,6 +168,9 @@ class MulticlassTask(Task):
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out.float(), y)
+
+    def smoothed_loss(self, out: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y, label_smoothing=eps)
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         return torch.softmax(out.float(), -1)
