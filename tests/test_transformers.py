@@ -183,6 +183,7 @@ def test_pretrain_then_finetune_then_predict_attentions_cli(tmp_path, motif_data
     assert main(["pretrain", str(recipe), "-o", str(tmp_path / "pre")]) == 0
     hist = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
     assert hist[-1]["valid_mlm_accuracy"] > 1 / 64 and (tmp_path / "pre" / "tokenizer.json").exists()
+    assert 0.0 <= hist[-1]["valid_mlm_accuracy_hidden"] <= 1.0
     # a pretraining run is scored on held-out unlabelled sequence, and cannot predict
     assert main(["evaluate", str(tmp_path / "pre"), str(fasta), "-o", str(tmp_path / "mlm.json")]) == 0
     assert json.loads((tmp_path / "mlm.json").read_text())["masked_tokens"] > 0
@@ -369,3 +370,15 @@ def test_sequences_too_long_for_the_encoder_are_refused_before_training(tmp_path
     with pytest.raises(HelixError, match="up to 60 bp make 62 tokens, more than max_tokens=40"):
         fit(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_mlm_accuracy_hidden_leaves_out_the_tokens_the_model_could_copy():
+    from helixlab.tasks.metrics import MaskedLMMetrics
+
+    m = MaskedLMMetrics()
+    true = np.arange(10)
+    hidden = np.array([True] * 8 + [False] * 2)  # the last two were shown unchanged
+    pred = np.where(hidden, -1, true)  # a model that only copies its input
+    m.update((pred, true, 0.0, hidden), np.zeros((10, 0)))
+    out = m.compute()
+    assert out["mlm_accuracy"] == 0.2 and out["mlm_accuracy_hidden"] == 0.0

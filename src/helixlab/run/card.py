@@ -21,7 +21,8 @@ TASKS = {
     "mlm": "masked-language-model pretraining (no prediction head)",
 }
 KEY_METRICS = ("accuracy", "auroc", "auprc", "mcc", "f1", "pearson", "spearman", "mse", "cross_entropy",
-               "bits_per_base", "accuracy_repeat", "accuracy_nonrepeat", "mlm_accuracy", "perplexity", "loss")
+               "bits_per_base", "accuracy_repeat", "accuracy_nonrepeat", "mlm_accuracy", "mlm_accuracy_hidden",
+               "perplexity", "loss")
 
 
 def _data(split: str, meta: dict[str, Any]) -> list[str]:

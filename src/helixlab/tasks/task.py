@@ -17,6 +17,7 @@ from helixlab.tasks.metrics import (BinaryMetrics, ContextMetrics, MaskedLMMetri
 # Metric name -> True when larger is better.
 HIGHER_IS_BETTER = {"accuracy": True, "mcc": True, "auroc": True, "auprc": True, "f1": True, "macro_f1": True,
                     "pearson": True, "spearman": True, "loss": False, "mse": False, "mlm_accuracy": True,
+                    "mlm_accuracy_hidden": True,
                     "perplexity": False, "cross_entropy": False, "bits_per_base": False,
                     "accuracy_repeat": True, "accuracy_nonrepeat": True}
 
@@ -342,7 +343,7 @@ class MaskedLMTask(Task):
     kind = "mlm"
     default_monitor = "mlm_accuracy"
     needs_labels = False
-    metric_names = frozenset({"mlm_accuracy", "perplexity", "loss"})
+    metric_names = frozenset({"mlm_accuracy", "mlm_accuracy_hidden", "perplexity", "loss"})
 
     @property
     def n_outputs(self) -> int:
@@ -357,14 +358,16 @@ class MaskedLMTask(Task):
         masked, labels = mask_tokens(ids, tokenizer=tokenizer, prob=self.cfg.mask_prob,
                                      span=self.cfg.mask_span or tokenizer.mask_span, generator=gen)
         logits = net(x, None, MaskedTokens(masked, attention, labels)).float()
-        target = labels[labels != -100]
+        chosen = labels != -100
+        target = labels[chosen]
         # a batch of nothing but special tokens (e.g. all-N records) has no target: zero loss, no NaN
         loss = F.cross_entropy(logits, target) if len(target) else logits.sum() * 0.0
-        return loss, (logits, target)
+        return loss, (logits, target, (masked != ids)[chosen])
 
-    def predictions(self, out: Any, loss: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-        logits, target = out
-        return logits.detach().argmax(-1).cpu().numpy(), target.cpu().numpy(), float(loss.detach()) * len(target)
+    def predictions(self, out: Any, loss: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        logits, target, hidden = out
+        return (logits.detach().argmax(-1).cpu().numpy(), target.cpu().numpy(), float(loss.detach()) * len(target),
+                hidden.cpu().numpy())
 
     def metrics(self) -> MaskedLMMetrics:
         return MaskedLMMetrics()
