@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCHES := bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants \
 	bench-reproduce bench-throughput bench-tune bench-ism bench-motifs bench-design bench-marginalize bench-search bench-intervals
 
-.PHONY: install demo test $(BENCHES) promoter-data clean
+.PHONY: install demo test $(BENCHES) readme-tables promoter-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ data/prom_300_all_train.csv: $(STAMP)
 # bench-NAME runs benchmarks/NAME.py (a dash in NAME is an underscore in the file name)
 $(BENCHES): bench-%: $(STAMP)
 	$(PY) benchmarks/$(subst -,_,$*).py
+
+# copy the results tables into README.md's marked blocks (make test fails while one is out of date)
+readme-tables: $(STAMP)
+	$(PY) benchmarks/readme_tables.py
 
 clean:
 	rm -rf demo_out runs .pytest_cache
