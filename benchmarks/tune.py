@@ -53,6 +53,10 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # regularisers that leave the capacity alone (the dropout/weight-decay candidates above underfit)
         "wide192_e10_ema_ls1": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999",
                                                                "task.label_smoothing=0.1"]),
+        # core promoters are aligned on the TSS and GUE's negatives are shuffled chunks of positives: a head
+        # that keeps where each feature is (flatten) in place of global max+mean pooling
+        "wide192_e10_ema_flatten": ("configs/promoter_best.toml", [WIDE4.replace("'maxmean'", "'flatten'"),
+                                                                   "train.epochs=10", "train.ema=0.999"]),
         "wide192_e10_ema_shift2": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999",
                                                                   "train.shift_augment=2"]),
     },
