@@ -34,6 +34,7 @@ RECIPES = {
     "kmer_linear": "configs/promoter_kmer_linear.toml",
     "best": "configs/promoter_best.toml",
     "budget": "configs/promoter_budget.toml",
+    "flatten": "configs/promoter_flatten.toml",
 }
 DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
 WORK = ROOT / "benchmarks" / "work"
@@ -91,7 +92,8 @@ def main() -> None:
     for seed in args.seeds:
         for dataset in args.datasets:
             for model in args.models:
-                done = {(r["dataset"], r["model"], r["seed"]) for r in load_records(OUT_JSON)}
+                done = {(r["dataset"], r["model"], r["seed"]) for r in load_records(OUT_JSON)
+                        if r.get("kind") != "ensemble"}  # an ensemble's seed is the list of its members
                 if (dataset, model, seed) in done:
                     continue
                 run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
