@@ -57,6 +57,9 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # that keeps where each feature is (flatten) in place of global max+mean pooling
         "wide192_e10_ema_flatten": ("configs/promoter_best.toml", [WIDE4.replace("'maxmean'", "'flatten'"),
                                                                    "train.epochs=10", "train.ema=0.999"]),
+        # the two best levers together: the flatten head on the whole 30 min budget
+        "wide192_30min_ema_flatten": ("configs/promoter_best.toml", [WIDE4.replace("'maxmean'", "'flatten'"),
+                                                                     "train.budget='30min'", "train.ema=0.999"]),
         "wide192_e10_ema_shift2": ("configs/promoter_best.toml", [WIDE4, "train.epochs=10", "train.ema=0.999",
                                                                   "train.shift_augment=2"]),
     },
