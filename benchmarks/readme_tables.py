@@ -17,11 +17,12 @@ import re
 import sys
 from pathlib import Path
 
+from helixlab.paths import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-BLOCK = re.compile(r"^<!-- results: (?P<file>[\w./-]+\.md) table (?P<n>\d+) -->\n(?P<body>.*?)^<!-- /results -->$",
-                   re.M | re.S)
+BLOCK = re.compile(r"^<!-- results: (?P<file>[\w./-]+\.md) table (?P<n>\d+) -->\n.*?^<!-- /results -->$", re.M | re.S)
 
 
 class StaleBlock(Exception):
@@ -77,9 +78,7 @@ def main() -> int:
         print(f"README.md: {blocks} results table(s) up to date")
         return 0
     if new != text:
-        tmp = README.with_suffix(".md.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(README)
+        write_text(README, new)
     print(f"README.md: {blocks} results table(s) {'rewritten' if new != text else 'already up to date'}")
     return 0
 

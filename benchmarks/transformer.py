@@ -130,7 +130,7 @@ def write_summary() -> None:
         hidden = p.get("valid_mlm_accuracy_hidden")
         steps = p["history"][-1]["step"] if p.get("history") else None
         lines += [f"Pretraining (`{p['recipe']}`): {p['params']:,} parameters, {p['window']} bp windows, "
-                  + (f"{steps:,} steps of 64, " if steps else "") + f"{p['train_seconds']:.0f} s; validation "
+                  + (f"{steps:,} steps, " if steps else "") + f"{p['train_seconds']:.0f} s; validation "
                   f"masked-token accuracy {p['valid_mlm_accuracy']:.3f}"
                   + (f" ({hidden:.3f} on the tokens hidden from the model)" if hidden is not None else "")
                   + f", token loss {p['valid_token_loss']:.3f} (perplexity {p['valid_perplexity']:.0f} over 4,101 "

@@ -226,14 +226,14 @@ def check_config(cfg: RunConfig, source: str) -> None:
                          path=source, record="train.schedule")
     if t.budget is not None:
         parse_budget(t.budget, source)
-    ls = cfg.task.label_smoothing
-    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
+    ls = cfg.task.label_smoothing  # its type (and shift_augment's) is checked by check_fields
+    if not 0.0 <= ls < 1.0:
         raise HelixError(f"task.label_smoothing must be a fraction in [0, 1), got {ls!r}", path=source,
                          record="task.label_smoothing")
     if ls and cfg.task.kind not in ("binary", "multiclass"):
         raise HelixError(f"task.label_smoothing is an option of binary and multiclass tasks, not {cfg.task.kind!r}",
                          path=source, record="task.label_smoothing")
-    if isinstance(t.shift_augment, bool) or not isinstance(t.shift_augment, int) or t.shift_augment < 0:
+    if t.shift_augment < 0:
         raise HelixError(f"train.shift_augment must be a non-negative number of bases, got {t.shift_augment!r}",
                          path=source, record="train.shift_augment")
     if t.shift_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
