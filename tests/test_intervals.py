@@ -141,6 +141,14 @@ def test_gc_matched_background_matches_and_excludes_positives(genome, tmp_path):
     gc_only.write_text("sequence,label\n" + "".join("GC" * 50 + ",1\n" for _ in range(20)))
     with pytest.raises(HelixError, match="found 0 of 20 GC-matched windows"):
         gc_matched(fa, gc_only, tmp_path / "none.csv", max_draws=200_000)
+    # positives as sequences of two lengths: only with a window --length
+    ragged = tmp_path / "ragged.fa"
+    ragged.write_text(">a\nACGTACGTAC\n>b\nACGTACGTACGT\n")
+    with pytest.raises(HelixError, match="the positives have 2 lengths"):
+        gc_matched(fa, ragged, tmp_path / "r.csv")
+    with pytest.raises(HelixError, match="file not found"):
+        gc_matched(fa, tmp_path / "missing.fa", tmp_path / "m.csv")
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "m.csv").exists()
 
 
 def test_bed_to_trained_model_with_chromosome_held_out_test(genome, tmp_path):

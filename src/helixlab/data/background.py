@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helixlab.data.formats import read_records
 from helixlab.data.genome import record_index, record_offsets
 from helixlab.data.intervals import Bed, cut, open_genome, read_bed
-from helixlab.data.shards import encode_chunk
+from helixlab.data.shards import read_sequences
 from helixlab.errors import HelixError
 from helixlab.paths import atomic_path
 from helixlab.plots import pyplot, save_figure
@@ -60,14 +59,7 @@ def _positives(source: str, shard, length: int | None) -> tuple[list[np.ndarray]
     if source.endswith((".bed", ".bed.gz")):
         bed = read_bed(source)
         return cut(shard, bed, length=length, edge="drop").seqs, bed
-    if not Path(source).is_file():
-        raise HelixError("positives not found (a BED file or sequences)", path=source, record="--matched")
-    seqs = []
-    for chunk in read_records(source):
-        codes, lens, _ = encode_chunk(chunk, source)
-        ends = np.cumsum(lens)
-        seqs += [codes[e - n : e] for e, n in zip(ends, lens)]
-    return seqs, None
+    return read_sequences(source, "positives (a BED file or sequences)")[0], None
 
 
 def gc_matched(genome: str | os.PathLike[str], positives: str | os.PathLike[str], out_csv: str | os.PathLike[str],

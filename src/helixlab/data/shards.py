@@ -346,13 +346,16 @@ class Shard:
         return [str(i) for i in range(len(self))]
 
 
-def read_fixed_length(path: str | os.PathLike[str], what: str = "sequences") -> tuple[np.ndarray, list[str]]:
-    """Sequences of one length from a FASTA or table, as written: (N, L) codes and ids (from the file,
-    else seq0, seq1, ...). Ragged lengths are an error naming the record."""
+def read_sequences(path: str | os.PathLike[str], what: str = "sequences", *,
+                   same_length: bool = False) -> tuple[list[np.ndarray], list[str]]:
+    """Every record of a FASTA or table as written: one code array per record, and ids (from the file,
+    else seq0, seq1, ...). With `same_length`, ragged lengths are an error naming the record; a file
+    without records is always one."""
     path = str(path)
     if not Path(path).is_file():
         raise HelixError(f"{what}: file not found", path=path)
-    rows, ids = [], []
+    rows: list[np.ndarray] = []
+    ids: list[str] = []
     for chunk in read_records(path):
         codes, lens, _ = encode_chunk(chunk, path)
         if not len(lens):
@@ -362,9 +365,15 @@ def read_fixed_length(path: str | os.PathLike[str], what: str = "sequences") -> 
         ids += chunk.ids or [f"seq{len(ids) + k}" for k in range(len(lens))]
         length = len(rows[0])
         for k, row in enumerate(rows[-len(lens):]):
-            if len(row) != length:
+            if same_length and len(row) != length:
                 raise HelixError(f"{what} must share one length: {len(row)} bp here, {length} bp in "
                                  "the first", path=path, record=f"line {chunk.lines[k]}")
     if not rows:
         raise HelixError(f"no {what} in the file", path=path)
+    return rows, ids
+
+
+def read_fixed_length(path: str | os.PathLike[str], what: str = "sequences") -> tuple[np.ndarray, list[str]]:
+    """Sequences of one length from a FASTA or table, as written: (N, L) codes and ids (see read_sequences)."""
+    rows, ids = read_sequences(path, what, same_length=True)
     return np.stack(rows).astype(np.uint8), ids
