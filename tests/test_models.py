@@ -55,3 +55,17 @@ def test_flatten_and_mlp_need_fixed_length():
         build_model("mlp", {}, None, 1)
     with pytest.raises(HelixError, match="fixed-length"):
         build_model("cnn", {"pooling": "flatten"}, None, 1)
+
+
+def test_cnn_bottleneck_narrows_the_flatten_head():
+    params = {"channels": [16, 16], "kernels": [5, 5], "pools": [2, 2], "pooling": "flatten", "hidden": [8]}
+    wide, narrow = build_model("cnn", params, 40, 1), build_model("cnn", {**params, "bottleneck": 4}, 40, 1)
+    assert (wide.feature_dim, narrow.feature_dim) == (16 * 10, 4 * 10)
+    conv = narrow.bottleneck.blocks[0][0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size[0]) == (16, 4, 1)
+    # the head shrinks by (160 - 40) * 8 weights; the 1x1 conv (no bias, batch norm) adds 16*4 + 2*4
+    assert count_params(wide) - count_params(narrow) == 120 * 8 - (16 * 4 + 8)
+    narrow.eval()
+    assert narrow(torch.randint(0, 5, (3, 40), dtype=torch.uint8)).shape == (3, 1)
+    with pytest.raises(HelixError, match="bottleneck must be 0"):
+        build_model("cnn", {**params, "bottleneck": -1}, 40, 1)

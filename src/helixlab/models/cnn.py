@@ -22,6 +22,7 @@ class CNNConfig:
     dilations: list[int] | None = None
     residual: bool = False
     pooling: str = "maxmean"
+    bottleneck: int = 0  # > 0: a 1x1 conv to this many channels before the pooling (a smaller flatten head)
     hidden: list[int] = field(default_factory=lambda: [128])
     dropout: float = 0.2
     activation: str = "relu"
@@ -35,10 +36,19 @@ class CNN(SequenceModel):
                                activation=cfg.activation, residual=cfg.residual, dilations=cfg.dilations)
         if cfg.pooling == "flatten" and seq_len is None:
             raise ValueError("pooling='flatten' needs fixed-length sequences")
+        if cfg.bottleneck < 0:
+            raise ValueError(f"bottleneck must be 0 (none) or a channel count, not {cfg.bottleneck}")
         out_len = self.convs.out_length(seq_len or 1)
+        channels = self.convs.out_channels
+        self.bottleneck = None
+        if cfg.bottleneck:
+            self.bottleneck = ConvStack(channels, [cfg.bottleneck], [1], [1], dropout=cfg.dropout,
+                                        activation=cfg.activation)
+            channels = cfg.bottleneck
         self.pooling = cfg.pooling
-        self.feature_dim = pooled_dim(self.convs.out_channels, out_len, cfg.pooling)
+        self.feature_dim = pooled_dim(channels, out_len, cfg.pooling)
         self.head = mlp(self.feature_dim, cfg.hidden, n_outputs, dropout=cfg.dropout, activation=cfg.activation)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return pool_sequence(self.convs(one_hot(x)), self.pooling)
+        h = self.convs(one_hot(x))
+        return pool_sequence(h if self.bottleneck is None else self.bottleneck(h), self.pooling)
