@@ -33,10 +33,6 @@ RESIDUAL4 = ("model.params={channels=[128,128,128,128],kernels=[9,5,5,5],pools=[
 WIDE4 = ("model.params={channels=[192,192,192,192],kernels=[9,5,5,5],pools=[2,1,2,1],dilations=[1,2,1,2],"
          "residual=true,pooling='maxmean',hidden=[192],dropout=0.3}")
 
-# an override "GENOME_NEGATIVES=N" (prom_300_all): the study's training file plus N random genome windows
-# (hg19 chrX 0-70 Mb, no N, 300 bp, seed 0) labelled 0, made once by `helixlab background`'s function
-GENOME_NEGATIVES = "GENOME_NEGATIVES="
-
 # study -> candidate name -> (recipe, overrides). Studies name the data set a candidate is trained on.
 STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
     "prom_core_all": {
@@ -82,13 +78,11 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "best_30min_ema_flatten": ("configs/promoter_best.toml", [RESIDUAL4.replace("'maxmean'", "'flatten'"),
                                                                   "train.budget='30min'", "train.ema=0.999"]),
         # 273 of its 454 dev errors are the prom_300_tata negatives (313 rows, 13 % right): CpG-depleted
-        # genome sequence that no negative made from a positive resembles. The same model with 5,000 random
-        # hg19 chrX windows (no motif planted) as further negatives. Stopped after 4 of 8 epochs: dev accuracy
-        # 0.897 against 0.919 without at the same epoch; at epoch 2 the genome negatives were 37 % right (13 %
-        # without), the other positives 89 % (96 %). Metrics in results/tune_partial
-        "best_30min_ema_flatten_genome5k": ("configs/promoter_best.toml", [
-            RESIDUAL4.replace("'maxmean'", "'flatten'"), "train.budget='30min'", "train.ema=0.999",
-            f"{GENOME_NEGATIVES}5000"]),
+        # genome sequence that no negative made from a positive resembles. best_30min_ema_flatten_genome5k, the
+        # same model with 5,000 random hg19 chrX windows (helixlab.data.negatives.genome_background, 300 bp,
+        # seed 0, no motif planted) added to the training file as further negatives, was stopped after 4 of 8
+        # epochs: dev accuracy 0.897 against 0.919 without at the same epoch; at epoch 2 the genome negatives
+        # were 37 % right (13 % without), the other positives 89 % (96 %). Metrics in results/tune_partial
     },
     # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
     # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate
@@ -111,29 +105,12 @@ def study_data(study: str) -> list[str]:
     return [f"data.train={paths['train']!r}", f"data.valid={paths['valid']!r}"]
 
 
-def genome_negatives(study: str, override: str) -> str:
-    """The data.train override that a GENOME_NEGATIVES=N override stands for (see GENOME_NEGATIVES)."""
-    from promoter import data_paths
-
-    from helixlab.data.negatives import genome_background
-    from helixlab.paths import data_root
-
-    count = int(override.removeprefix(GENOME_NEGATIVES))
-    windows = WORK / "data" / f"hg19_chrX_windows{count}.csv"
-    if not windows.exists():
-        windows.parent.mkdir(parents=True, exist_ok=True)
-        genome = data_root() / "genome_human_hg19_chrX_0-70Mb" / "hg19_chrX_0-69999930.softmasked.fa.gz"
-        genome_background(genome, windows, count=count, length=300, seed=0)
-    return f"data.train={[data_paths(study)['train'], str(windows)]!r}"
-
-
 def tune_one(study: str, name: str, recipe: str, overrides: list[str], env: dict) -> None:
     from helixlab.config import load_config
     from helixlab.train import fit
 
     run_dir = WORK / study / name
-    resolved = [genome_negatives(study, o) if o.startswith(GENOME_NEGATIVES) else o for o in overrides]
-    cfg = load_config(ROOT / recipe, [*study_data(study), *resolved])
+    cfg = load_config(ROOT / recipe, [*study_data(study), *overrides])
     cfg.data.test = None
     resume = (run_dir / "config.json").exists()
     print(f"== {study}/{name} ({'resume' if resume else 'start'})", flush=True)
