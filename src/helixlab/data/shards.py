@@ -363,11 +363,11 @@ def read_sequences(path: str | os.PathLike[str], what: str = "sequences", *,
         ends = np.cumsum(lens)
         rows += [codes[e - n : e] for e, n in zip(ends, lens)]
         ids += chunk.ids or [f"seq{len(ids) + k}" for k in range(len(lens))]
-        length = len(rows[0])
-        for k, row in enumerate(rows[-len(lens):]):
-            if same_length and len(row) != length:
-                raise HelixError(f"{what} must share one length: {len(row)} bp here, {length} bp in "
-                                 "the first", path=path, record=f"line {chunk.lines[k]}")
+        if same_length:
+            for k, n in enumerate(lens):
+                if n != len(rows[0]):
+                    raise HelixError(f"{what} must share one length: {n} bp here, {len(rows[0])} bp in "
+                                     "the first", path=path, record=f"line {chunk.lines[k]}")
     if not rows:
         raise HelixError(f"no {what} in the file", path=path)
     return rows, ids

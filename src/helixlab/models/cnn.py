@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from helixlab.models.base import SequenceModel
 from helixlab.models.layers import ConvStack, mlp, pool_sequence, pooled_dim
@@ -39,16 +40,12 @@ class CNN(SequenceModel):
         if cfg.bottleneck < 0:
             raise ValueError(f"bottleneck must be 0 (none) or a channel count, not {cfg.bottleneck}")
         out_len = self.convs.out_length(seq_len or 1)
-        channels = self.convs.out_channels
-        self.bottleneck = None
-        if cfg.bottleneck:
-            self.bottleneck = ConvStack(channels, [cfg.bottleneck], [1], [1], dropout=cfg.dropout,
-                                        activation=cfg.activation)
-            channels = cfg.bottleneck
+        channels = cfg.bottleneck or self.convs.out_channels
+        self.bottleneck = (ConvStack(self.convs.out_channels, [channels], [1], [1], dropout=cfg.dropout,
+                                     activation=cfg.activation) if cfg.bottleneck else nn.Identity())
         self.pooling = cfg.pooling
         self.feature_dim = pooled_dim(channels, out_len, cfg.pooling)
         self.head = mlp(self.feature_dim, cfg.hidden, n_outputs, dropout=cfg.dropout, activation=cfg.activation)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(one_hot(x))
-        return pool_sequence(h if self.bottleneck is None else self.bottleneck(h), self.pooling)
+        return pool_sequence(self.bottleneck(self.convs(one_hot(x))), self.pooling)
