@@ -2,10 +2,12 @@ import gzip
 import json
 
 import numpy as np
+import pytest
 
 from helixlab.cli import main
 from helixlab.data.batches import epoch_order, train_batches
-from helixlab.data.shards import Shard, prepare
+from helixlab.data.shards import Shard, prepare, read_fixed_length, read_sequences
+from helixlab.errors import HelixError
 from helixlab.seq import alphabet
 
 
@@ -76,3 +78,22 @@ def test_batches_cover_each_row_once_and_resume_mid_epoch(tmp_path):
              for r in (0, 1)]
     assert sorted(np.concatenate(ranks).tolist()) == list(range(103))
     assert not np.array_equal(epoch_order(103, 1, 0), epoch_order(103, 1, 1))
+
+
+def test_read_sequences_and_fixed_length(tmp_path):
+    fa = tmp_path / "s.fa"
+    fa.write_text(">a\nACGT\n>b\nacgtn\n")
+    rows, ids = read_sequences(fa)
+    assert ids == ["a", "b"] and [len(r) for r in rows] == [4, 5]
+    with pytest.raises(HelixError, match="must share one length: 5 bp here, 4 bp in the first") as err:
+        read_fixed_length(fa)
+    assert "line 3" in str(err.value)
+    same = tmp_path / "t.csv"
+    same.write_text("sequence\r\nACGT\r\nTTGA\r\n")
+    codes, ids = read_fixed_length(same)
+    assert codes.shape == (2, 4) and ids == ["seq0", "seq1"]
+    (tmp_path / "e.fa").write_text("")
+    with pytest.raises(HelixError, match="file is empty"):
+        read_sequences(tmp_path / "e.fa")
+    with pytest.raises(HelixError, match="file not found"):
+        read_sequences(tmp_path / "missing.fa")
