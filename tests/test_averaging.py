@@ -47,3 +47,37 @@ def test_sigkill_then_resume_with_ema_gives_the_same_metrics(tmp_path, motif_dat
     a = json.loads((straight / "results.json").read_text())
     b = json.loads((run / "results.json").read_text())
     assert a["splits"] == b["splits"]
+
+
+def test_swa_is_the_plain_mean_of_the_states_after_its_start():
+    model = torch.nn.Linear(3, 1)
+    avg = WeightAverage(model, None, start=2)
+    first = model.weight.detach().clone()
+    for step in (1, 2, 3, 4, 5):
+        with torch.no_grad():
+            model.weight.copy_(first + step)
+        avg.update(model, step)
+        assert avg.covers(step) == (step > 2)
+    assert torch.allclose(avg.shadow["weight"], first + 4)  # the mean of the states after steps 3, 4 and 5
+
+
+def test_an_swa_run_holds_the_lr_and_keeps_the_average(motif_data, tmp_path):
+    res = fit(config_from_dict(tiny_config(motif_data, epochs=4, swa=0.5, monitor="loss"), "t"), tmp_path / "r")
+    history = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert history[2]["lr"] == history[3]["lr"] < history[0]["lr"]  # held over the averaged half
+    best, _ = read(tmp_path / "r" / "checkpoints" / "best.safetensors")
+    last, _ = read(tmp_path / "r" / "checkpoints" / "last.safetensors")
+    assert res["best_epoch"] == 4  # the average of the held-lr half is the best model here
+    assert all(torch.equal(v, last[f"ema.{k}"]) for k, v in best.items())
+    assert any(not torch.equal(v, last[f"model.{k}"]) for k, v in best.items())
+    for bad, key in ((dict(swa=1.5), "train.swa"), (dict(swa=0.3, ema=0.99), "train.swa")):
+        with pytest.raises(HelixError, match=key):
+            config_from_dict(tiny_config(motif_data, **bad), "t")
+
+
+def test_sigkill_then_resume_with_swa_gives_the_same_metrics(tmp_path, motif_data):
+    cfg = tiny_config(motif_data, epochs=4, batch_size=8, checkpoint_every=5, swa=0.6)
+    straight, run = kill_and_resume(cfg, tmp_path)
+    a = json.loads((straight / "results.json").read_text())
+    b = json.loads((run / "results.json").read_text())
+    assert a["splits"] == b["splits"]

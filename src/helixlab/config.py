@@ -43,6 +43,9 @@ class TrainConfig:
     The learning-rate schedule spans the budget; the last epoch may be partial; early stopping still applies.
     ema: decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation scores the
     average and the best checkpoint keeps it.
+    swa: stochastic weight averaging: the fraction (0-1] of the schedule, at its end, over which the weights
+    after each step are averaged with equal weight (e.g. 0.3; 0 = off; not with ema). From there the learning
+    rate is held at the value the schedule had reached; validation scores the average once it holds a step.
     precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
     auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
@@ -66,6 +69,7 @@ class TrainConfig:
     device: str = "auto"
     budget: str | None = None
     ema: float = 0.0
+    swa: float = 0.0
     precision: str = "auto"
     threads: int | None = None
     checkpoint_every: int = 200
@@ -242,6 +246,12 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if not 0.0 <= t.ema < 1.0:
         raise HelixError(f"train.ema must be a decay in [0, 1) (0 = off), got {t.ema}", path=source,
                          record="train.ema")
+    if not 0.0 <= t.swa <= 1.0:
+        raise HelixError(f"train.swa must be a fraction of the schedule in [0, 1] (0 = off), got {t.swa}",
+                         path=source, record="train.swa")
+    if t.swa and t.ema:
+        raise HelixError("train.swa and train.ema are two ways to average the weights; set one of them",
+                         path=source, record="train.swa")
     if t.precision not in PRECISIONS:
         raise HelixError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}",
                          path=source, record="train.precision")

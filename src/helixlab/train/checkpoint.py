@@ -68,7 +68,7 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
                         rng_states: list[torch.Tensor], state: TrainerState,
                         average: dict[str, torch.Tensor] | None = None) -> None:
     """Everything needed to resume exactly: weights, optimizer moments, per-rank RNG, trainer state, and
-    the weight average (train.ema) when there is one."""
+    the weight average (train.ema or train.swa) when there is one."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in (average or {}).items()})
     opt = optimizer.state_dict()
@@ -89,7 +89,7 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                         ) -> tuple[list[torch.Tensor], TrainerState, dict[str, torch.Tensor]]:
     """Restore weights and optimizer from a training-state file; returns (per-rank RNG states, trainer state,
-    the weight average's tensors: empty without train.ema)."""
+    the weight average's tensors: empty without train.ema or train.swa)."""
     tensors, meta = read(path)
     try:
         model.load_state_dict(model_tensors(tensors))

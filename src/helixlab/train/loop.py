@@ -74,7 +74,7 @@ class Setup:
     state: TrainerState
     info: dict[str, Any]
     precision: str  # resolved: 'fp32' or 'bf16'
-    average: WeightAverage | None = None  # train.ema
+    average: WeightAverage | None = None  # train.ema or train.swa
 
 
 def _prepare_model(cfg: RunConfig, rd: Path, train: Split) -> RunConfig:
@@ -167,7 +167,7 @@ def setup(cfg: RunConfig, rd: Path, resume: bool, rank: int, world: int, device:
         torch.set_rng_state(rngs[rank])
     else:
         torch.manual_seed(t.seed + 1000 * rank)  # each rank its own dropout stream
-    average = WeightAverage(model, t.ema, shadow) if t.ema else None
+    average = WeightAverage(model, t.ema or None, shadow) if t.ema or t.swa else None  # SWA's start: train_loop
     return Setup(cfg, splits, task, model, optimizer, state, info, precision, average)
 
 
@@ -274,6 +274,9 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
         if t.budget is not None and parse_budget(t.budget)[0] == "seconds":
             save_last()  # a timed count is not repeatable: commit it before the first step
     total_steps = state.total_steps
+    swa_start = total_steps - round(t.swa * total_steps) if t.swa else total_steps  # the lr is held from here
+    if s.average is not None and t.swa:
+        s.average.start = swa_start
     epochs = math.ceil(total_steps / steps_per_epoch)
     log = open_log(t.log, rd, state.step) if rank == 0 else None
 
@@ -293,7 +296,8 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             x, y, strand = batch_inputs(s, idx, epoch, b, device)
             key = (t.seed, epoch, b, rank) if world > 1 else (t.seed, epoch, b)  # each rank its own masks
             loss = train_step(net, s, x, y, strand, key,
-                              t.lr * lr_factor(state.step, total_steps, t.schedule, t.warmup_frac))
+                              t.lr * lr_factor(min(state.step, swa_start), total_steps, t.schedule,
+                                                     t.warmup_frac))
             state.batch, state.step = b + 1, state.step + 1
             if s.average is not None:
                 s.average.update(model, state.step)
@@ -319,7 +323,8 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
                                   "train_loss": state.loss_sum / max(state.loss_n, 1),
                                   "train_seconds": round(state.train_seconds, 2)}
         improved = True
-        with s.average.applied(model) if s.average else contextlib.nullcontext():  # validate the average
+        average = s.average if s.average is not None and s.average.covers(state.step) else None
+        with average.applied(model) if average else contextlib.nullcontext():  # validate the average
             if valid is not None:
                 metrics, _ = evaluate_shard(model, valid, task, batch_size=t.eval_batch_size, device=device,
                                             rc_average=t.rc_average, precision=s.precision)
