@@ -35,6 +35,7 @@ RECIPES = {
     "best": "configs/promoter_best.toml",
     "budget": "configs/promoter_budget.toml",
     "flatten": "configs/promoter_flatten.toml",
+    "flatten_300": "configs/promoter_300_flatten.toml",
 }
 DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
 WORK = ROOT / "benchmarks" / "work"
