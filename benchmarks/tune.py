@@ -108,6 +108,10 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # stochastic weight averaging in place of the EMA: the plain mean of the weights over the last 30 % of
         # the schedule (3 epochs), at the learning rate the cosine had reached there (0.21 x 2e-3)
         "wide192_e10_flatten_swa3": ("configs/promoter_flatten.toml", ["train.ema=0", "train.swa=0.3"]),
+        # a head that sees both where each feature is and how strong it is anywhere: the flattened map and its
+        # max and mean per channel, side by side
+        "wide192_e10_ema_flatten_maxmean": ("configs/promoter_flatten.toml",
+                                            ["model.params.pooling='flatten_maxmean'"]),
     },
     # prom_300_all (reconstructed positives + random-chunk negatives; dev official): promoter_best.toml had 4
     # epochs (342 s). The prom_core_all levers on the whole budget: EMA, then the position-aware head (the

@@ -16,6 +16,8 @@ SHAPES = [
     dict(channels=[6, 6, 6], kernels=[4, 5, 3], pools=[1, 3, 2], pooling="max", dilations=[1, 2, 3]),
     dict(channels=[8, 8], kernels=[7, 6], pools=[2, 1], pooling="mean", residual=True, activation="gelu"),
     dict(channels=[5], kernels=[8], pools=[2], pooling="flatten"),
+    dict(channels=[6, 6], kernels=[5, 3], pools=[2, 1], pooling="flatten_maxmean", residual=True),
+    dict(channels=[8, 8], kernels=[7, 5], pools=[1, 2], pooling="maxmean", bottleneck=3),
 ]
 
 

@@ -55,6 +55,20 @@ def test_flatten_and_mlp_need_fixed_length():
         build_model("mlp", {}, None, 1)
     with pytest.raises(HelixError, match="fixed-length"):
         build_model("cnn", {"pooling": "flatten"}, None, 1)
+    with pytest.raises(HelixError, match="fixed-length"):
+        build_model("cnn", {"pooling": "flatten_maxmean"}, None, 1)
+    with pytest.raises(HelixError, match="unknown pooling 'sum'"):
+        build_model("cnn", {"pooling": "sum"}, 40, 1)
+
+
+def test_flatten_maxmean_keeps_the_positions_and_the_global_summaries():
+    params = {"channels": [6], "kernels": [5], "pools": [2], "pooling": "flatten_maxmean", "hidden": [4]}
+    model = build_model("cnn", params, 20, 1).eval()
+    assert model.feature_dim == 6 * 10 + 2 * 6
+    x = torch.randint(0, 4, (2, 20), dtype=torch.uint8)
+    feats = model.features(x)
+    h = model.convs(torch.nn.functional.one_hot(x.long(), 4).float().transpose(1, 2))
+    assert torch.allclose(feats, torch.cat([h.flatten(1), h.amax(-1), h.mean(-1)], 1))
 
 
 def test_cnn_bottleneck_narrows_the_flatten_head():

@@ -29,7 +29,7 @@ from helixlab.apply.predict import check_predictable, inference
 from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel, autocast, call, resolve_precision, unwrap
 from helixlab.models.cnn import CNN
-from helixlab.models.layers import ConvStack, pool_sequence
+from helixlab.models.layers import FIXED_LENGTH_POOLINGS, ConvStack, pool_sequence
 from helixlab.progress import progress_bar
 from helixlab.seq.alphabet import N_CODE, one_hot
 
@@ -174,7 +174,7 @@ def _windowed(net: CNN, post: Prediction | None, X: np.ndarray, *, target: int, 
             y = y + h if net.convs.residual and y.shape == h.shape else y
             blocks.append(y)
             h = pool(y)
-        final = h
+        final = net.bottleneck(h)  # position-wise (a 1x1 conv, or nothing)
         ref_out = _head_output(net, post, pool_sequence(final, net.pooling), target)
         refs[first : first + m] = ref_out.cpu().numpy()
         prefix, suffix, total = _pool_tables(final)
@@ -199,7 +199,7 @@ def _windowed(net: CNN, post: Prediction | None, X: np.ndarray, *, target: int, 
                     a2, b2 = lo // k, min(math.ceil(hi / k), y_ref.shape[-1] // k)
                     win = _window(y_ref, a2 * k, b2 * k, lo, hi, values)
                     lo, hi, values = a2, b2, F.max_pool1d(win, k, k)
-            feats = _pooled(net.pooling, final, lo, hi, values, prefix, suffix, total)
+            feats = _pooled(net.pooling, final, lo, hi, net.bottleneck(values), prefix, suffix, total)
             mut = _head_output(net, post, feats, target).view(m, 3)
             delta = (mut - ref_out[:, None]).float().cpu().numpy()
             clean = (X[first : first + m, p] < 4)
@@ -225,14 +225,14 @@ def _pooled(how: str, final: torch.Tensor, lo: int, hi: int, values: torch.Tenso
     """The global pooling of the mutants' final maps (3 per sequence): the reference outside [lo, hi),
     `values` inside."""
     m, c, length = final.shape
-    if how == "flatten":
-        return _window(final, 0, length, lo, hi, values).flatten(1)
     parts = []
-    if how in ("max", "maxmean"):
+    if how in FIXED_LENGTH_POOLINGS:
+        parts.append(_window(final, 0, length, lo, hi, values).flatten(1))
+    if how in ("max", "maxmean", "flatten_maxmean"):
         outside = torch.maximum(prefix[:, :, lo], suffix[:, :, hi])[:, None]
         inside = values.amax(-1).view(m, 3, c) if hi > lo else outside
         parts.append(torch.maximum(outside, inside).view(3 * m, c))
-    if how in ("mean", "maxmean"):
+    if how in ("mean", "maxmean", "flatten_maxmean"):
         rest = (total - final[:, :, lo:hi].sum(-1))[:, None]
         parts.append(((rest + values.sum(-1).view(m, 3, c)) / length).view(3 * m, c))
     return torch.cat(parts, 1)

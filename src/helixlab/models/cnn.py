@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from helixlab.models.base import SequenceModel
-from helixlab.models.layers import ConvStack, mlp, pool_sequence, pooled_dim
+from helixlab.models.layers import FIXED_LENGTH_POOLINGS, POOLINGS, ConvStack, mlp, pool_sequence, pooled_dim
 from helixlab.models.registry import register
 from helixlab.seq.alphabet import one_hot
 
@@ -35,8 +35,10 @@ class CNN(SequenceModel):
         super().__init__()
         self.convs = ConvStack(4, cfg.channels, cfg.kernels, cfg.pools, dropout=cfg.dropout,
                                activation=cfg.activation, residual=cfg.residual, dilations=cfg.dilations)
-        if cfg.pooling == "flatten" and seq_len is None:
-            raise ValueError("pooling='flatten' needs fixed-length sequences")
+        if cfg.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {cfg.pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if cfg.pooling in FIXED_LENGTH_POOLINGS and seq_len is None:
+            raise ValueError(f"pooling={cfg.pooling!r} needs fixed-length sequences")
         if cfg.bottleneck < 0:
             raise ValueError(f"bottleneck must be 0 (none) or a channel count, not {cfg.bottleneck}")
         out_len = self.convs.out_length(seq_len or 1)

@@ -63,18 +63,25 @@ class ConvStack(nn.Module):
         return length
 
 
+POOLINGS = ("max", "mean", "maxmean", "flatten", "flatten_maxmean")
+FIXED_LENGTH_POOLINGS = ("flatten", "flatten_maxmean")  # they keep every position
+
+
 def pool_sequence(h: torch.Tensor, how: str) -> torch.Tensor:
-    """h: (N, C, L) -> (N, C') by 'max', 'mean', 'maxmean' (C' = 2C) or 'flatten' (C' = C*L)."""
-    if how == "max":
-        return h.amax(-1)
-    if how == "mean":
-        return h.mean(-1)
-    if how == "maxmean":
-        return torch.cat([h.amax(-1), h.mean(-1)], 1)
-    if how == "flatten":
-        return h.flatten(1)
-    raise ValueError(f"unknown pooling {how!r}; expected max, mean, maxmean or flatten")
+    """h: (N, C, L) -> (N, C') by 'max', 'mean', 'maxmean' (C' = 2C), 'flatten' (C' = C*L) or
+    'flatten_maxmean' (both: where each feature is and its strongest and mean values, C' = C*L + 2C)."""
+    if how not in POOLINGS:
+        raise ValueError(f"unknown pooling {how!r}; expected one of {', '.join(POOLINGS)}")
+    parts = []
+    if how in FIXED_LENGTH_POOLINGS:
+        parts.append(h.flatten(1))
+    if how in ("max", "maxmean", "flatten_maxmean"):
+        parts.append(h.amax(-1))
+    if how in ("mean", "maxmean", "flatten_maxmean"):
+        parts.append(h.mean(-1))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
 def pooled_dim(channels: int, length: int, how: str) -> int:
-    return {"max": channels, "mean": channels, "maxmean": 2 * channels, "flatten": channels * length}[how]
+    return {"max": channels, "mean": channels, "maxmean": 2 * channels, "flatten": channels * length,
+            "flatten_maxmean": channels * length + 2 * channels}[how]

@@ -182,7 +182,8 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
         "best_epoch": state.best_epoch, "monitor": s.info["monitor"],
         "train_seconds": round(state.train_seconds, 2),
         "train_seq_per_s": round(state.seqs_seen / max(state.train_seconds, 1e-9), 1),
-        "stopped_early": bool(state.done and state.step < state.total_steps), "splits": {},
+        "stopped_early": bool(state.done and state.step < state.total_steps), "precision": s.precision,
+        "splits": {},
     }
     if t.budget is not None:
         results["budget"], results["budget_steps"] = t.budget, state.total_steps
