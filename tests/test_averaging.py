@@ -41,8 +41,9 @@ def test_an_ema_run_keeps_the_average_as_its_best_checkpoint(motif_data, tmp_pat
         config_from_dict(tiny_config(motif_data, ema=1.0), "t")
 
 
-def test_sigkill_then_resume_with_ema_gives_the_same_metrics(tmp_path, motif_data):
-    cfg = tiny_config(motif_data, epochs=4, batch_size=8, checkpoint_every=5, ema=0.98)
+@pytest.mark.parametrize("average", [{"ema": 0.98}, {"swa": 0.6}], ids=["ema", "swa"])
+def test_sigkill_then_resume_with_an_average_gives_the_same_metrics(tmp_path, motif_data, average):
+    cfg = tiny_config(motif_data, epochs=4, batch_size=8, checkpoint_every=5, **average)
     straight, run = kill_and_resume(cfg, tmp_path)
     a = json.loads((straight / "results.json").read_text())
     b = json.loads((run / "results.json").read_text())
@@ -74,10 +75,3 @@ def test_an_swa_run_holds_the_lr_and_keeps_the_average(motif_data, tmp_path):
         with pytest.raises(HelixError, match=key):
             config_from_dict(tiny_config(motif_data, **bad), "t")
 
-
-def test_sigkill_then_resume_with_swa_gives_the_same_metrics(tmp_path, motif_data):
-    cfg = tiny_config(motif_data, epochs=4, batch_size=8, checkpoint_every=5, swa=0.6)
-    straight, run = kill_and_resume(cfg, tmp_path)
-    a = json.loads((straight / "results.json").read_text())
-    b = json.loads((run / "results.json").read_text())
-    assert a["splits"] == b["splits"]
