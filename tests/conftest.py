@@ -14,6 +14,10 @@ from helixlab.paths import data_root
 from helixlab.seq import alphabet
 from helixlab.train import fit
 
+# precision 'auto' decides as on a CPU without bf16 units, on every machine (and in the CLI subprocesses):
+# the suite's numbers do not depend on which kind of CPU runs it; tests of bf16 ask for it by name
+os.environ["HELIXLAB_CPU_BF16"] = "0"
+
 MOTIF = "TATAAAGG"
 
 

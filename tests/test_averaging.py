@@ -37,6 +37,7 @@ def test_an_ema_run_keeps_the_average_as_its_best_checkpoint(motif_data, tmp_pat
     for key, value in best.items():  # the best (last epoch) weights are the average, not the trained ones
         assert torch.equal(value, last[f"ema.{key}"])
     assert any(not torch.equal(v, last[f"model.{k}"]) for k, v in best.items())
+    assert "moving average of the weights (decay 0.9)" in (tmp_path / "r" / "MODEL_CARD.md").read_text()
     with pytest.raises(HelixError, match="train.ema"):
         config_from_dict(tiny_config(motif_data, ema=1.0), "t")
 
@@ -71,6 +72,7 @@ def test_an_swa_run_holds_the_lr_and_keeps_the_average(motif_data, tmp_path):
     assert res["best_epoch"] == 4  # the average of the held-lr half is the best model here
     assert all(torch.equal(v, last[f"ema.{k}"]) for k, v in best.items())
     assert any(not torch.equal(v, last[f"model.{k}"]) for k, v in best.items())
+    assert "the last 50% of the schedule (SWA)" in (tmp_path / "r" / "MODEL_CARD.md").read_text()
     for bad, key in ((dict(swa=1.5), "train.swa"), (dict(swa=0.3, ema=0.99), "train.swa")):
         with pytest.raises(HelixError, match=key):
             config_from_dict(tiny_config(motif_data, **bad), "t")

@@ -38,6 +38,15 @@ def test_auto_is_fp32_on_a_cpu_without_bf16_units_and_per_family_with_them(monke
         resolve_precision("half", CPU, cnn)
 
 
+def test_the_cpu_bf16_detection_can_be_overridden(monkeypatch):
+    for value, expected in (("0", False), ("1", True)):
+        monkeypatch.setenv("HELIXLAB_CPU_BF16", value)
+        assert model_base.cpu_has_bf16() is expected
+    monkeypatch.setenv("HELIXLAB_CPU_BF16", "yes")
+    with pytest.raises(HelixError, match="HELIXLAB_CPU_BF16 must be 0 or 1, not 'yes'"):
+        model_base.cpu_has_bf16()
+
+
 def test_bf16_on_the_cpu_runs_convs_in_bf16_and_recurrent_layers_in_fp32():
     torch.manual_seed(0)
     model = build_model("cnn_gru", {"channels": [8], "kernels": [5], "pools": [1], "hidden_size": 8,

@@ -179,6 +179,6 @@ def test_every_finished_run_has_a_model_card_linked_from_its_report(motif_run):
     card = (run / "MODEL_CARD.md").read_text()
     test_sha = json.loads((run / "run.json").read_text())["data"]["test"]["sources"][0]["sha256"]
     for text in ("## Data", test_sha, str(data["test"]), "## Metrics", "accuracy", "## Training", "## Intended use",
-                 "## Known limits", "40 bases"):
+                 "## Known limits", "40 bases", "Weights kept: as trained;"):
         assert text in card, text
     assert "MODEL_CARD.md" in (run / "report.md").read_text()

@@ -20,6 +20,7 @@ each window's own count out; BERT pretraining returns the masked tokens' logits)
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,9 +130,18 @@ def resolve_device(name: str) -> torch.device:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+CPU_BF16_ENV = "HELIXLAB_CPU_BF16"
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX). Without them bf16 autocast is emulated
-    and about 10x slower than fp32 (benchmarks/results/throughput.md)."""
+    and about 10x slower than fp32 (benchmarks/results/throughput.md). HELIXLAB_CPU_BF16=0 (or 1) overrides
+    the detection, so `auto` gives the same precision, and the same numbers, on every kind of CPU."""
+    forced = os.environ.get(CPU_BF16_ENV)
+    if forced is not None:
+        if forced not in ("0", "1"):
+            raise HelixError(f"{CPU_BF16_ENV} must be 0 or 1, not {forced!r}", record=CPU_BF16_ENV)
+        return forced == "1"
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 

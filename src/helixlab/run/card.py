@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helixlab.config import RunConfig
+from helixlab.config import RunConfig, TrainConfig
 from helixlab.paths import CARD, write_text
 from helixlab.run.report import format_metric
 
@@ -80,6 +80,14 @@ def _augmentation(cfg: RunConfig) -> str:
     return "".join(", " + p for p in parts)
 
 
+def _averaging(t: TrainConfig) -> str:
+    if t.ema:
+        return f"an exponential moving average of the weights (decay {t.ema:g})"
+    if t.swa:
+        return f"the mean of the weights over the last {t.swa:.0%} of the schedule (SWA)"
+    return "as trained"
+
+
 def _usage(rd: Path, task: str) -> list[str]:
     if task == "mlm":
         return ["Pretrained weights without a prediction head: fine-tune them on a task with", "",
@@ -112,6 +120,7 @@ def write_model_card(rd: Path, cfg: RunConfig, info: dict[str, Any], results: di
     lines += ["", "## Training", "",
               f"- {results['epochs']} epochs (best {results['best_epoch']}), batch {t.batch_size}, lr {t.lr} "
               f"({t.schedule}), seed {t.seed}{_augmentation(cfg)}.",
+              f"- Weights kept: {_averaging(t)}; {results.get('precision', 'fp32')} training steps.",
               f"- {results['train_seconds']:.0f} s of training, {results['train_seq_per_s']:.0f} sequences/s, on "
               f"{env.get('processor')} x{env.get('cpus')} CPUs, GPU: {env.get('cuda') or 'none'}, "
               f"{info.get('world_size', 1)} process(es).", "",
