@@ -46,6 +46,7 @@ class TrainConfig:
     swa: stochastic weight averaging: the fraction (0-1] of the schedule, at its end, over which the weights
     after each step are averaged with equal weight (e.g. 0.3; 0 = off; not with ema). From there the learning
     rate is held at the value the schedule had reached; validation scores the average once it holds a step.
+    Batch-norm statistics are averaged like the weights (not recomputed for the averaged weights).
     precision: 'auto' | 'fp32' | 'bf16' for training and evaluation steps (bf16 autocast on a GPU or a CPU;
     auto picks bf16 where the device has bf16 units and the model family gains, `resolve_precision`).
     init_from: pretrained weights to start from (`train --init-from`): a helixlab run directory, a Hugging
