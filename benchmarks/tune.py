@@ -112,7 +112,8 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # statistics, not statistics of the averaged weights (SWA recomputes them with a pass over train data)
         "wide192_e10_flatten_swa3": ("configs/promoter_flatten.toml", ["train.ema=0", "train.swa=0.3"]),
         # a head that sees both where each feature is and how strong it is anywhere: the flattened map and its
-        # max and mean per channel, side by side
+        # max and mean per channel, side by side. Result: dev MCC 0.691 (0.714 flatten alone), with a lower train
+        # loss (0.283 against about 0.30 at epoch 10): the extra features overfit
         "wide192_e10_ema_flatten_maxmean": ("configs/promoter_flatten.toml",
                                             ["model.params.pooling='flatten_maxmean'"]),
     },
