@@ -29,7 +29,7 @@ from helixlab.apply.predict import check_predictable, inference
 from helixlab.errors import HelixError
 from helixlab.models.base import SequenceModel, autocast, call, resolve_precision, unwrap
 from helixlab.models.cnn import CNN
-from helixlab.models.layers import FIXED_LENGTH_POOLINGS, ConvStack, pool_sequence
+from helixlab.models.layers import POOLING_PARTS, ConvStack, pool_sequence
 from helixlab.progress import progress_bar
 from helixlab.seq.alphabet import N_CODE, one_hot
 
@@ -226,13 +226,13 @@ def _pooled(how: str, final: torch.Tensor, lo: int, hi: int, values: torch.Tenso
     `values` inside."""
     m, c, length = final.shape
     parts = []
-    if how in FIXED_LENGTH_POOLINGS:
+    if "flatten" in POOLING_PARTS[how]:
         parts.append(_window(final, 0, length, lo, hi, values).flatten(1))
-    if how in ("max", "maxmean", "flatten_maxmean"):
+    if "max" in POOLING_PARTS[how]:
         outside = torch.maximum(prefix[:, :, lo], suffix[:, :, hi])[:, None]
         inside = values.amax(-1).view(m, 3, c) if hi > lo else outside
         parts.append(torch.maximum(outside, inside).view(3 * m, c))
-    if how in ("mean", "maxmean", "flatten_maxmean"):
+    if "mean" in POOLING_PARTS[how]:
         rest = (total - final[:, :, lo:hi].sum(-1))[:, None]
         parts.append(((rest + values.sum(-1).view(m, 3, c)) / length).view(3 * m, c))
     return torch.cat(parts, 1)

@@ -63,25 +63,23 @@ class ConvStack(nn.Module):
         return length
 
 
-POOLINGS = ("max", "mean", "maxmean", "flatten", "flatten_maxmean")
-FIXED_LENGTH_POOLINGS = ("flatten", "flatten_maxmean")  # they keep every position
+# each global pooling as the parts it concatenates, in this order: the flattened map (every position), the
+# per-channel max, the per-channel mean
+POOLING_PARTS = {"max": ("max",), "mean": ("mean",), "maxmean": ("max", "mean"), "flatten": ("flatten",),
+                 "flatten_maxmean": ("flatten", "max", "mean")}
+POOLINGS = tuple(POOLING_PARTS)
+FIXED_LENGTH_POOLINGS = tuple(k for k, parts in POOLING_PARTS.items() if "flatten" in parts)
 
 
 def pool_sequence(h: torch.Tensor, how: str) -> torch.Tensor:
     """h: (N, C, L) -> (N, C') by 'max', 'mean', 'maxmean' (C' = 2C), 'flatten' (C' = C*L) or
     'flatten_maxmean' (both: where each feature is and its strongest and mean values, C' = C*L + 2C)."""
-    if how not in POOLINGS:
+    if how not in POOLING_PARTS:
         raise ValueError(f"unknown pooling {how!r}; expected one of {', '.join(POOLINGS)}")
-    parts = []
-    if how in FIXED_LENGTH_POOLINGS:
-        parts.append(h.flatten(1))
-    if how in ("max", "maxmean", "flatten_maxmean"):
-        parts.append(h.amax(-1))
-    if how in ("mean", "maxmean", "flatten_maxmean"):
-        parts.append(h.mean(-1))
+    parts = [h.flatten(1) if part == "flatten" else h.amax(-1) if part == "max" else h.mean(-1)
+             for part in POOLING_PARTS[how]]
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
 def pooled_dim(channels: int, length: int, how: str) -> int:
-    return {"max": channels, "mean": channels, "maxmean": 2 * channels, "flatten": channels * length,
-            "flatten_maxmean": channels * length + 2 * channels}[how]
+    return sum(channels * length if part == "flatten" else channels for part in POOLING_PARTS[how])
