@@ -24,6 +24,7 @@ dependency of helixlab).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
@@ -186,9 +187,11 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     url = storage or f"sqlite:///{(out / STUDY).resolve()}"
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        store = RDBStorage(url, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1],
-                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-                           engine_kwargs={"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None)
+        store = _PopLockedStorage(out / "study.lock", url, heartbeat_interval=heartbeat[0],
+                                  grace_period=heartbeat[1],
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                                  engine_kwargs={"connect_args": {"timeout": 120}}
+                                  if url.startswith("sqlite") else None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="helixlab", storage=store, load_if_exists=True,
                                 direction="maximize" if HIGHER_IS_BETTER[monitor] else "minimize",
@@ -248,6 +251,25 @@ def run_search(recipe: Path | None, grid: dict[str, list[Any]], out: Path, *, ov
     _export(study, out, monitor)
     write_summary(out, recipe, overrides)
     return load_records(out)
+
+
+class _PopLockedStorage(RDBStorage):
+    """Optuna's RDB storage with the taking of a queued trial (WAITING -> RUNNING) made atomic between
+    the processes that share OUT. On SQLite the storage's check-then-set is not: the driver starts a
+    transaction only at the write, so two processes can both read the same trial as waiting and both run
+    it, and the second to finish fails with "Cannot tell a COMPLETE trial" (optuna issues 4002, 4621).
+    Under an exclusive lock on OUT/study.lock the second one sees the trial running and takes the next."""
+
+    def __init__(self, lock: Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = lock
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state != TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        with open(self._lock, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            return super().set_trial_state_values(trial_id, state, values)
 
 
 SAMPLERS = ("grid", "tpe", "random")
