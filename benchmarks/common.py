@@ -93,7 +93,8 @@ def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
             "train_seconds": res["train_seconds"], "train_seq_per_s": res["train_seq_per_s"],
             **{k: test[k] for k in CLASSIFICATION}, "valid_accuracy": res["splits"]["valid"]["accuracy"],
             "mcc_at_threshold": test.get("mcc_at_threshold"), "threshold": res.get("threshold"),
-            "budget_steps": res.get("budget_steps"), "precision": res.get("precision"),
+            "budget_steps": res.get("budget_steps"), "budget_probe_steps": res.get("budget_probe_steps"),
+            "precision": res.get("precision"),
             **provenance(env)}
 
 

@@ -163,7 +163,7 @@ def test_a_run_written_at_the_old_layout_loads_predicts_and_resumes(tmp_path, mo
     with safe_open(str(last), framework="pt") as fh:
         tensors, meta = {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata())
     state = json.loads(meta["trainer"])
-    assert set(state) == {*OLD_STATE_KEYS, "total_steps"}  # the old keys unchanged; the schedule length added
+    assert set(state) == {*OLD_STATE_KEYS, "total_steps", "probe_steps"}  # the old keys unchanged; two added
     meta["trainer"] = json.dumps({k: state[k] for k in keys})
     save_file(tensors, str(last), metadata=meta)
     resumed = fit(None, tmp_path / "old", resume=True)  # type: ignore[arg-type]

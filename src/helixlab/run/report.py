@@ -137,7 +137,9 @@ def write_report(rd: Path, cfg: RunConfig, info: dict[str, Any], results: dict[s
         _table(results["splits"]) if results["splits"] else "_no validation or test data_", "",
         *([f"`*_at_threshold`: predicting 1 at probability >= {results['threshold']:.4f}, the threshold with the "
            "best MCC on valid (the other metrics use 0.5).", ""] if "threshold" in results else []),
-        *([f"Budget: {results['budget']} = {results['budget_steps']:,} steps.", ""] if "budget" in results else []),
+        *([f"Budget: {results['budget']} = {results['budget_steps']:,} steps"
+           + (f" (the probe's first count: {results['budget_probe_steps']:,})" if "budget_probe_steps" in results
+              else "") + ".", ""] if "budget" in results else []),
         "## Plots", "",
     ]
     for title, rel in made:

@@ -242,6 +242,22 @@ def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, rank: int, 
     return max(1, int(value / float(seconds)))
 
 
+def replan_at(total_steps: int, steps_per_epoch: int) -> int:
+    """The step at which a time budget's count is corrected from the run's own pace: a tenth of the
+    planned schedule, and no later than the end of the first epoch."""
+    return max(1, min(steps_per_epoch, total_steps // 10))
+
+
+def replan_steps(budget_seconds: float, elapsed: float, step: int, device: torch.device, world: int) -> int:
+    """The step count a time budget buys at the pace of the run's first `step` steps (`elapsed` seconds
+    of training). The probe times a dozen steps of a copy and reads the pace of a long run a few per cent
+    fast; the run's own steps (data, logging, checkpoints included) do not. Same count on every rank."""
+    seconds = torch.tensor([elapsed], dtype=torch.float64, device=device)
+    if world > 1:
+        torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
+    return max(step + 1, int(budget_seconds * step / max(float(seconds), 1e-9)))
+
+
 def write_records(rd: Path, state: TrainerState) -> None:
     """metrics.jsonl and trace.jsonl from the state (before the checkpoint: it is the commit point)."""
     write_jsonl(rd / METRICS, state.history)
@@ -269,15 +285,23 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             save_training_state(rd / LAST, model, optimizer, rngs, state,
                                 s.average.shadow if s.average else None)
 
-    if not state.total_steps:  # fixed once, at the start, and kept in the checkpoint
+    timed = t.budget is not None and parse_budget(t.budget)[0] == "seconds"
+    if not state.total_steps:  # fixed at the start, and kept in the checkpoint
         state.total_steps = plan_steps(s, steps_per_epoch, device, rank, world)
-        if t.budget is not None and parse_budget(t.budget)[0] == "seconds":
+        if timed:
             save_last()  # a timed count is not repeatable: commit it before the first step
-    total_steps = state.total_steps
-    swa_start = total_steps - round(t.swa * total_steps) if t.swa else total_steps  # the lr is held from here
-    if s.average is not None and t.swa:
-        s.average.start = swa_start
-    epochs = math.ceil(total_steps / steps_per_epoch)
+    check_at = replan_at(state.total_steps, steps_per_epoch) if timed and not state.probe_steps else 0
+    check_at = check_at if check_at < state.total_steps else 0  # a schedule of a few steps is left as planned
+
+    def schedule() -> tuple[int, int, int]:
+        """(total steps, the step the lr is held from under SWA, epochs) of the count now fixed."""
+        total = state.total_steps
+        swa_from = total - round(t.swa * total) if t.swa else total
+        if s.average is not None and t.swa:
+            s.average.start = swa_from
+        return total, swa_from, math.ceil(total / steps_per_epoch)
+
+    total_steps, swa_start, epochs = schedule()
     log = open_log(t.log, rd, state.step) if rank == 0 else None
 
     while not state.done and state.epoch < epochs:
@@ -310,7 +334,19 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}",
                                 seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
+            if state.step == check_at:  # once: the budget's count from the run's own pace, committed
+                state.train_seconds += time.perf_counter() - t0
+                state.seqs_seen += seen
+                t0, seen = time.perf_counter(), 0
+                state.probe_steps, check_at = state.total_steps, 0
+                state.total_steps = replan_steps(parse_budget(t.budget)[1], state.train_seconds,  # type: ignore[arg-type]
+                                                 state.step, device, world)
+                total_steps, swa_start, epochs = schedule()
+                this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+                bar.total = this_epoch
+                bar.set_description(f"epoch {epoch + 1}/{epochs}")
+                save_last()
+            elif t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
                 state.train_seconds += time.perf_counter() - t0
                 state.seqs_seen += seen
                 t0, seen = time.perf_counter(), 0
