@@ -244,8 +244,9 @@ def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, rank: int, 
 
 def replan_at(total_steps: int, steps_per_epoch: int) -> int:
     """The step at which a time budget's count is corrected from the run's own pace: a tenth of the
-    planned schedule, and no later than the end of the first epoch."""
-    return max(1, min(steps_per_epoch, total_steps // 10))
+    planned schedule, and no later than the end of the first epoch (0: a schedule of a step is left as is)."""
+    at = max(1, min(steps_per_epoch, total_steps // 10))
+    return at if at < total_steps else 0
 
 
 def replan_steps(budget_seconds: float, elapsed: float, step: int, device: torch.device, world: int) -> int:
@@ -285,13 +286,13 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             save_training_state(rd / LAST, model, optimizer, rngs, state,
                                 s.average.shadow if s.average else None)
 
-    timed = t.budget is not None and parse_budget(t.budget)[0] == "seconds"
+    kind, amount = parse_budget(t.budget) if t.budget is not None else ("epochs", t.epochs)
+    timed = kind == "seconds"
     if not state.total_steps:  # fixed at the start, and kept in the checkpoint
         state.total_steps = plan_steps(s, steps_per_epoch, device, rank, world)
         if timed:
             save_last()  # a timed count is not repeatable: commit it before the first step
     check_at = replan_at(state.total_steps, steps_per_epoch) if timed and not state.probe_steps else 0
-    check_at = check_at if check_at < state.total_steps else 0  # a schedule of a few steps is left as planned
 
     def schedule() -> tuple[int, int, int]:
         """(total steps, the step the lr is held from under SWA, epochs) of the count now fixed."""
@@ -334,22 +335,18 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}",
                                 seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            if state.step == check_at:  # once: the budget's count from the run's own pace, committed
+            replan = state.step == check_at  # once: the budget's count from the run's own pace, committed
+            if replan or t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
                 state.train_seconds += time.perf_counter() - t0
                 state.seqs_seen += seen
                 t0, seen = time.perf_counter(), 0
-                state.probe_steps, check_at = state.total_steps, 0
-                state.total_steps = replan_steps(parse_budget(t.budget)[1], state.train_seconds,  # type: ignore[arg-type]
-                                                 state.step, device, world)
-                total_steps, swa_start, epochs = schedule()
-                this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-                bar.total = this_epoch
-                bar.set_description(f"epoch {epoch + 1}/{epochs}")
-                save_last()
-            elif t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
-                state.train_seconds += time.perf_counter() - t0
-                state.seqs_seen += seen
-                t0, seen = time.perf_counter(), 0
+                if replan:
+                    state.probe_steps = state.total_steps
+                    state.total_steps = replan_steps(amount, state.train_seconds, state.step, device, world)
+                    total_steps, swa_start, epochs = schedule()
+                    this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+                    bar.total = this_epoch
+                    bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 save_last()
         bar.close()
         epoch_seconds = time.perf_counter() - t0
