@@ -67,7 +67,7 @@ def test_a_timed_count_is_committed_before_the_first_step(motif_data, tmp_path, 
     assert state.step == 0 and resumed.get("budget_probe_steps", resumed["budget_steps"]) == state.total_steps
 
 
-def test_a_time_budget_is_corrected_once_from_the_runs_own_pace(motif_data, tmp_path, monkeypatch):
+def test_a_time_budget_is_first_corrected_from_the_runs_own_pace(motif_data, tmp_path, monkeypatch):
     from helixlab.train import loop
     from helixlab.train.checkpoint import TrainerState
 
@@ -87,9 +87,47 @@ def test_a_time_budget_is_corrected_once_from_the_runs_own_pace(motif_data, tmp_
     assert steps[-1] == 20  # the first epoch's 15 steps ran, then the count was corrected and committed
     committed = committed_state(tmp_path / "r")
     assert committed["probe_steps"] == 20000 and committed["total_steps"] < 20000  # 2 s at 0.1 ms a step
-    resumed = fit(None, tmp_path / "r", resume=True)
-    assert resumed["budget_steps"] == committed["total_steps"] and resumed["budget_probe_steps"] == 20000
+    resumed = fit(None, tmp_path / "r", resume=True)  # later epoch ends size the rest again (test below)
+    assert resumed["budget_steps"] < 20000 and resumed["budget_probe_steps"] == 20000
     assert resumed["train_seconds"] < 2 * 3  # the corrected count fills the budget (loose: machines vary)
+
+
+def test_a_time_budget_is_sized_again_at_each_epoch_end_from_that_epochs_pace(motif_data, tmp_path, monkeypatch):
+    """A clock that ticks only in training steps: 0.125 s a step for 30 steps, then 0.25 s (a VM that slows
+    down). The probe reads 0.125 s, so a 10 s budget is 80 steps; the correction at step 8 and the ends of
+    epochs 1-2 keep 80; the end of epoch 3 sizes the rest at 0.25 s a step: 55 steps, exactly 10 s."""
+    import types
+
+    from helixlab.train import loop
+    from helixlab.train.checkpoint import TrainerState
+
+    clock = [0.0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(loop, "seconds_per_step", lambda *a, **k: 0.125)
+    real = TrainerState.record_loss
+
+    def ticking(self, loss, steps_per_epoch):
+        clock[0] += 0.125 if self.step <= 30 else 0.25
+        real(self, loss, steps_per_epoch)
+        if kill and self.step == 50:  # as a kill -9 in epoch 4, after the correction at the end of epoch 3
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainerState, "record_loss", ticking)
+    cfg = config_from_dict(tiny_config(motif_data, budget="10s", checkpoint_every=0), "t")
+    kill = False
+    res = fit(cfg, tmp_path / "r")
+    assert res["budget_probe_steps"] == 80 and res["budget_steps"] == 55
+    assert res["train_seconds"] == pytest.approx(10.0)  # corrected once only, 100 steps would take 17.5 s
+    history = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [15, 30, 45, 55]
+    kill, clock[0] = True, 0.0
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "k")
+    assert committed_state(tmp_path / "k")["total_steps"] == 55  # committed with epoch 3
+    kill = False
+    resumed = fit(None, tmp_path / "k", resume=True)
+    assert resumed["budget_steps"] == 55 and resumed["train_seconds"] == pytest.approx(10.0)
+    assert resumed["splits"] == res["splits"]
 
 
 def test_sigkill_during_a_budgeted_run_then_resume_gives_the_same_metrics(tmp_path, motif_data):

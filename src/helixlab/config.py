@@ -39,8 +39,9 @@ class TrainConfig:
     checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
     budget: a training budget that sizes the schedule instead of `epochs`: "30min" (also "90s", "2h") or
     "20000 steps". A time budget becomes a step count at the start of the run by timing a few training
-    steps, corrected once a tenth of the way in (at most after the first epoch) from the run's own pace
-    (results.json: budget_steps, and budget_probe_steps the first count; "N steps" repeats the length).
+    steps, corrected a tenth of the way in (at most after the first epoch) from the run's own pace, and at
+    each later epoch end from that epoch's pace (results.json: budget_steps the final count, budget_probe_steps
+    the first; "N steps" repeats the length).
     The learning-rate schedule spans the budget; the last epoch may be partial; early stopping still applies.
     ema: decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation scores the
     average and the best checkpoint keeps it.

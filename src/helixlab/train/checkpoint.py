@@ -38,7 +38,7 @@ class TrainerState:
     win_sum: float = 0.0
     win_n: int = 0
     total_steps: int = 0  # the schedule's length, fixed at the start (train.epochs or train.budget)
-    probe_steps: int = 0  # a time budget's first count (the probe's), once the run's own pace corrected it
+    probe_steps: int = 0  # a time budget's first count (the probe's), once the run's own pace corrects it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -187,7 +187,7 @@ def finish(rd: Path, s: Setup, device: torch.device) -> dict[str, Any]:
     }
     if t.budget is not None:
         results["budget"], results["budget_steps"] = t.budget, state.total_steps
-        if state.probe_steps:  # the schedule's first tenth ran on the probe's count
+        if state.probe_steps:  # the schedule's first tenth ran on the probe's count, corrected later
             results["budget_probe_steps"] = state.probe_steps
     accumulators = {}
     for split in ("valid", "test"):

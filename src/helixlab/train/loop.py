@@ -243,8 +243,9 @@ def plan_steps(s: Setup, steps_per_epoch: int, device: torch.device, rank: int, 
 
 
 def replan_at(total_steps: int, steps_per_epoch: int) -> int:
-    """The step at which a time budget's count is corrected from the run's own pace: a tenth of the
-    planned schedule, and no later than the end of the first epoch (0: a schedule of a step is left as is)."""
+    """The step at which a time budget's count is first corrected from the run's own pace (later epoch ends
+    correct it again): a tenth of the planned schedule, no later than the end of the first epoch (0: a
+    schedule of a step is left as is)."""
     at = max(1, min(steps_per_epoch, total_steps // 10))
     return at if at < total_steps else 0
 
@@ -257,6 +258,19 @@ def replan_steps(budget_seconds: float, elapsed: float, step: int, device: torch
     if world > 1:
         torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
     return max(step + 1, int(budget_seconds * step / max(float(seconds), 1e-9)))
+
+
+def steps_left(budget_seconds: float, state: TrainerState, since: tuple[int, float], device: torch.device,
+               world: int) -> int:
+    """At an epoch end: the steps the rest of a time budget buys at the pace of the steps run since `since`
+    (step, training seconds): this epoch, or since a resume within it. Same count on every rank."""
+    steps, seconds = state.step - since[0], state.train_seconds - since[1]
+    if steps <= 0:
+        return state.total_steps - state.step
+    pace = torch.tensor([seconds / steps], dtype=torch.float64, device=device)
+    if world > 1:
+        torch.distributed.all_reduce(pace, op=torch.distributed.ReduceOp.MAX)
+    return max(0, int((budget_seconds - state.train_seconds) / max(float(pace), 1e-9)))
 
 
 def write_records(rd: Path, state: TrainerState) -> None:
@@ -311,6 +325,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             train.draw(epoch)  # new genome positions every epoch
         net.train()
         this_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)  # the last may be partial
+        since = (state.step, state.train_seconds)  # the pace of this epoch corrects a time budget at its end
         bar = progress_bar(t.progress and rank == 0, total=this_epoch, initial=state.batch,
                            desc=f"epoch {epoch + 1}/{epochs}")
         t0, seen = time.perf_counter(), 0
@@ -335,7 +350,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{state.loss_sum / state.loss_n:.4f}",
                                 seq_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            replan = state.step == check_at  # once: the budget's count from the run's own pace, committed
+            replan = state.step == check_at  # the budget's first count from the run's own pace, committed
             if replan or t.checkpoint_every and state.step % t.checkpoint_every == 0 and b + 1 < this_epoch:
                 state.train_seconds += time.perf_counter() - t0
                 state.seqs_seen += seen
@@ -375,6 +390,10 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
             log.epoch(record, seen / max(epoch_seconds, 1e-9))
         state.epoch, state.batch, state.loss_sum, state.loss_n = epoch + 1, 0, 0.0, 0
         state.done = bool(t.patience and state.bad_epochs >= t.patience)
+        # a time budget: the rest of it at this epoch's pace (not once an SWA average runs: it counts from its start)
+        if timed and state.probe_steps and state.step < total_steps and state.step <= swa_start:
+            state.total_steps = max(state.step, state.step + steps_left(amount, state, since, device, world))
+            total_steps, swa_start, epochs = schedule()
         if rank == 0:  # the records first: the checkpoint is the commit point of the epoch
             write_records(rd, state)
         save_last()
