@@ -33,7 +33,9 @@ from helixlab.run.records import environment  # noqa: E402
 from helixlab.train import fit  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "dream"
-PRETRAINED = ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19"  # from benchmarks/transformer.py
+# S3 variants -> the pretraining run they start from (made by benchmarks/transformer.py)
+PRETRAINED = {"s3_bert6": ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19",
+              "s3_bert6_30min": ROOT / "benchmarks" / "work" / "runs" / "pretrain_6mer_hg19_short"}
 # model -> (recipe, overrides). CPU budget: 3 epochs for the convolutional models, 1 (+ stage 2) for BERTs.
 MODELS: dict[str, tuple[str, list[str]]] = {
     "legnet": ("configs/dream_legnet.toml", ["train.epochs=3"]),
@@ -44,6 +46,9 @@ MODELS: dict[str, tuple[str, list[str]]] = {
     "cnn_lstm": ("configs/dream_cnn_lstm.toml", ["train.epochs=3"]),
     "s2_bert": ("configs/dream_s2_bert.toml", ["train.epochs=1"]),
     "s3_bert6": ("configs/dream_s3_bert6.toml", ["train.epochs=1"]),
+    # 30 min budgets (issue 14): S2 stage 1 for 28 min + stage 2; S3 from the 128 bp pretraining
+    "s2_bert_30min": ("configs/dream_s2_bert_budget.toml", []),
+    "s3_bert6_30min": ("configs/dream_s3_bert6_budget.toml", []),
     # stage 2 (Huber / per-bin subset) on top of the finished one-stage run of the same seed, which is
     # reused as stage 1: the comparison shows what the second step adds
     "cnn_lstm_2step": ("configs/dream_cnn_lstm.toml", ["train.epochs=3", "stage2.per_bin=500", "stage2.epochs=2",
@@ -107,7 +112,12 @@ def main() -> None:
             shutil.copytree(base, run_dir / "stage1")
             write_json(run_dir / "config.json", cfg.to_dict())
             resume = True
-        init_from = str(PRETRAINED) if model == "s3_bert6" and (PRETRAINED / "results.json").exists() else None
+        pre = PRETRAINED.get(model)
+        if pre is not None and not (pre / "results.json").exists():
+            print(f"== {model} seed {seed}: needs the finished pretraining run {pre.relative_to(ROOT)} "
+                  "(benchmarks/transformer.py makes it); skipped")
+            continue
+        init_from = str(pre) if pre is not None else None
         print(f"== {model} seed {seed} ({'resume' if resume else 'start'})", flush=True)
         res = fit(cfg, run_dir, resume=resume, init_from=init_from)
         fields = {"dataset": "dream_dev_split", "model": model, "recipe": recipe, "seed": seed,

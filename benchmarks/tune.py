@@ -140,11 +140,18 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
             f"data.train='{TATA_GC_TRAIN}'"]),
     },
     # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
-    # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate
+    # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate,
+    # and against more attention heads
     "dream": {
         "s2_cls_8min": ("configs/dream_s2_bert.toml", ["train.budget='8min'", "stage2.per_bin=0"]),
         "s2_mean_lr1e-3_8min": ("configs/dream_s2_bert.toml", ["train.budget='8min'", "stage2.per_bin=0",
                                                                 "model.params.pooling='mean'", "train.lr=1e-3"]),
+        # one epoch (900 steps) each, on one machine: BERT-tiny's 2 heads per layer against 8 heads of 16
+        # dimensions (the same parameters): with one token per base, each head gathers about one offset per
+        # layer, so 2 heads can hardly assemble a motif of several bases in 2 layers
+        "s2_cls_900steps": ("configs/dream_s2_bert.toml", ["train.budget='900 steps'", "stage2.per_bin=0"]),
+        "s2_cls_heads8_900steps": ("configs/dream_s2_bert.toml", ["train.budget='900 steps'", "stage2.per_bin=0",
+                                                                  "model.params.heads=8"]),
     },
 }
 
