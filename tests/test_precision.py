@@ -33,6 +33,8 @@ def test_auto_is_fp32_on_a_cpu_without_bf16_units_and_per_family_with_them(monke
     assert resolve_precision("auto", CPU, cnn) == "bf16"
     assert resolve_precision("auto", CPU, cnn_gru) == "bf16"  # the conv front gains; the GRU stays fp32
     assert resolve_precision("auto", CPU, gru) == "fp32"  # a pure recurrent model gains nothing
+    kmer = build_model("kmer_linear", {"ks": [1, 2]}, 40, 1)
+    assert resolve_precision("auto", CPU, kmer) == "fp32"  # k-mer counting: no matrix work to speed up
     assert resolve_precision("fp32", CPU, cnn) == "fp32" and resolve_precision("bf16", CPU, gru) == "bf16"
     with pytest.raises(HelixError, match="unknown precision 'half'"):
         resolve_precision("half", CPU, cnn)
@@ -97,3 +99,11 @@ def test_runs_recorded_with_train_amp_still_load_and_resume(motif_data, tmp_path
     model = helixlab.load(run, device="cpu")
     assert model.run.config.train.precision == "fp32"
     fit(None, run, resume=True)
+
+
+def test_bf16_regression_validates_and_tests_in_fp32(motif_data, tmp_path):
+    """Unbinned regression outputs come out of a bf16 autocast as bf16; the metrics read them as fp32."""
+    cfg = tiny_config(motif_data, epochs=2, precision="bf16")
+    cfg["task"] = {"kind": "regression"}
+    res = fit(config_from_dict(cfg, "test"), tmp_path / "run")
+    assert res["precision"] == "bf16" and res["splits"]["test"]["pearson"] > 0.3

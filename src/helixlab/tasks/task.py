@@ -104,8 +104,8 @@ class Task:
         raise NotImplementedError
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
-        """Raw outputs -> predictions (probabilities or values)."""
-        return out
+        """Raw outputs -> predictions (probabilities or values), in fp32 (outputs of a bf16 autocast are bf16)."""
+        return out.float()
 
     def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """Raw outputs of several models -> raw outputs whose `activate` is the mean of theirs (an ensemble
@@ -224,7 +224,7 @@ class RegressionTask(Task):
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         if not self.cfg.bins:
-            return out
+            return out.float()
         return (torch.softmax(out.float(), -1) * self.centres(out.device)).sum(-1, keepdim=True)
 
     def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
