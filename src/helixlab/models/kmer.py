@@ -25,6 +25,7 @@ class KmerLinearConfig:
 @register("kmer_linear", KmerLinearConfig)
 class KmerLinear(SequenceModel):
     reads_one_hot = False  # reads k-mer ids, not one-hot bases
+    bf16_on_cpu = False  # counting k-mers dominates: bf16 0.94x fp32 (benchmarks/results/throughput_intel.md)
 
     def __init__(self, cfg: KmerLinearConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
