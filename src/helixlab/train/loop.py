@@ -265,12 +265,13 @@ def steps_left(budget_seconds: float, state: TrainerState, since: tuple[int, flo
     """At an epoch end: the steps the rest of a time budget buys at the pace of the steps run since `since`
     (step, training seconds): this epoch, or since a resume within it. Same count on every rank."""
     steps, seconds = state.step - since[0], state.train_seconds - since[1]
-    if steps <= 0:
-        return state.total_steps - state.step
-    pace = torch.tensor([seconds / steps], dtype=torch.float64, device=device)
+    left = state.total_steps - state.step
+    if steps > 0:  # each rank times itself: the smallest count of all ranks, so they stop together
+        left = max(0, int((budget_seconds - state.train_seconds) / max(seconds / steps, 1e-9)))
+    count = torch.tensor([left], dtype=torch.int64, device=device)
     if world > 1:
-        torch.distributed.all_reduce(pace, op=torch.distributed.ReduceOp.MAX)
-    return max(0, int((budget_seconds - state.train_seconds) / max(float(pace), 1e-9)))
+        torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
+    return int(count)
 
 
 def write_records(rd: Path, state: TrainerState) -> None:
