@@ -224,7 +224,7 @@ class RegressionTask(Task):
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         if not self.cfg.bins:
-            return out.float()
+            return super().activate(out)
         return (torch.softmax(out.float(), -1) * self.centres(out.device)).sum(-1, keepdim=True)
 
     def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:

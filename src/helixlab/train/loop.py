@@ -393,7 +393,7 @@ def train_loop(s: Setup, rd: Path, rank: int, world: int, device: torch.device,
         state.done = bool(t.patience and state.bad_epochs >= t.patience)
         # a time budget: the rest of it at this epoch's pace (not once an SWA average runs: it counts from its start)
         if timed and state.probe_steps and state.step < total_steps and state.step <= swa_start:
-            state.total_steps = max(state.step, state.step + steps_left(amount, state, since, device, world))
+            state.total_steps = state.step + steps_left(amount, state, since, device, world)  # >= 0 left
             total_steps, swa_start, epochs = schedule()
         if rank == 0:  # the records first: the checkpoint is the commit point of the epoch
             write_records(rd, state)
