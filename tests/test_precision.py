@@ -33,6 +33,9 @@ def test_auto_is_fp32_on_a_cpu_without_bf16_units_and_per_family_with_them(monke
     assert resolve_precision("auto", CPU, cnn) == "bf16"
     assert resolve_precision("auto", CPU, cnn_gru) == "bf16"  # the conv front gains; the GRU stays fp32
     assert resolve_precision("auto", CPU, gru) == "fp32"  # a pure recurrent model gains nothing
+    cnn_lstm = build_model("cnn_lstm", {"channels": [8], "kernels": [5], "pools": [1], "hidden_size": 8,
+                                        "hidden": [8]}, 40, 1)
+    assert resolve_precision("auto", CPU, cnn_lstm) == "fp32"  # the LSTM dominates: no gain measured
     kmer = build_model("kmer_linear", {"ks": [1, 2]}, 40, 1)
     assert resolve_precision("auto", CPU, kmer) == "fp32"  # k-mer counting: no matrix work to speed up
     assert resolve_precision("fp32", CPU, cnn) == "fp32" and resolve_precision("bf16", CPU, gru) == "bf16"
