@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 BENCHES := bench-promoter bench-transformer bench-dream bench-dream-scale bench-context bench-attributions bench-variants \
-	bench-reproduce bench-throughput bench-tune bench-ism bench-motifs bench-design bench-marginalize bench-search bench-intervals
+	bench-reproduce bench-throughput bench-precision bench-tune bench-ism bench-motifs bench-design bench-marginalize bench-search bench-intervals
 
 .PHONY: install demo test $(BENCHES) readme-tables promoter-data clean
 
