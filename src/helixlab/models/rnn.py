@@ -88,7 +88,7 @@ class Recurrent(SequenceModel):
         self.window = cfg.window
         self.reads_one_hot = cfg.front != "window"
         # the recurrent layer stays fp32 on a CPU, so only a conv front gains, and only beside a GRU: with the
-        # S4 LSTM (320 units) bf16 trains 1.05x and infers 0.85x fp32 (benchmarks/results/throughput_intel.md)
+        # S4 LSTM (320 units) bf16 trains 1.05-1.13x and infers 0.85-0.95x fp32 (benchmarks/results/throughput_intel.md)
         self.bf16_on_cpu = cfg.front == "conv" and cfg.cell == "gru"
         if cfg.front == "onehot":
             in_dim = 4
