@@ -98,17 +98,23 @@ def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
             **provenance(env)}
 
 
-def fit_and_record(recipe: Path, overrides: list[str], run_dir: Path, out_json: Path, label: str,
-                   fields: dict[str, Any], env: dict[str, Any], init_from: str | None = None) -> dict[str, Any]:
-    """Train one benchmark run (resuming it if it was interrupted) and append its record to `out_json`.
-
-    `fields`: the record's own keys (data set, model, seed, ...), put before the shared ones."""
+def fit_run(recipe: Path, overrides: list[str], run_dir: Path, label: str,
+            init_from: str | None = None) -> dict[str, Any]:
+    """Train one benchmark run from a recipe and overrides, resuming it if it was interrupted; its results."""
     from helixlab.config import load_config
     from helixlab.train import fit
 
     resume = (run_dir / "config.json").exists()
     print(f"== {label} ({'resume' if resume else 'start'})", flush=True)
-    res = fit(load_config(recipe, overrides), run_dir, resume=resume, init_from=init_from)
+    return fit(load_config(recipe, overrides), run_dir, resume=resume, init_from=init_from)
+
+
+def fit_and_record(recipe: Path, overrides: list[str], run_dir: Path, out_json: Path, label: str,
+                   fields: dict[str, Any], env: dict[str, Any], init_from: str | None = None) -> dict[str, Any]:
+    """Train one benchmark run (`fit_run`) and append its record to `out_json`.
+
+    `fields`: the record's own keys (data set, model, seed, ...), put before the shared ones."""
+    res = fit_run(recipe, overrides, run_dir, label, init_from)
     record = {**fields, "arch": res["model"], **run_fields(res, env)}
     append_record(out_json, record)
     print({k: record[k] for k in ("accuracy", "mcc", "auroc", "train_seconds")}, flush=True)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, fit_run, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
@@ -132,9 +132,6 @@ def main() -> None:
                                out=RESULTS / "context_ablation" / name)
             print(name, [str(f.relative_to(ROOT)) for f in files], flush=True)
         return
-    from helixlab.config import load_config
-    from helixlab.train import fit
-
     env = environment()
     prepared = genome()
     for seed in args.seeds:
@@ -151,9 +148,7 @@ def main() -> None:
             for key, needed in NEEDS.get(name, {}).items():
                 paths = [str(WORK / "runs" / n / "seed0") for n in ([needed] if isinstance(needed, str) else needed)]
                 overrides.append(f"{key}={json.dumps(paths[0] if isinstance(needed, str) else paths)}")
-            resume = (run_dir / "config.json").exists()
-            print(f"== {name} seed {seed} ({'resume' if resume else 'start'})", flush=True)
-            res = fit(load_config(ROOT / recipe, overrides), run_dir, resume=resume)
+            res = fit_run(ROOT / recipe, overrides, run_dir, f"{name} seed {seed}")
             if recorded:  # trained again only for the runs that read it
                 continue
             record = record_of(name, seed, run_dir, res, env)

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, mean_sd, provenance, run_script, write_report  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS, append_record, fit_run, load_records, mean_sd, provenance, run_script, write_report)
 
 from helixlab.run.records import environment  # noqa: E402
 
@@ -51,9 +52,6 @@ def main() -> None:
     args = ap.parse_args()
     from promoter import prepared  # the promoter benchmark's shared prepared splits
 
-    from helixlab.config import load_config
-    from helixlab.train import fit
-
     env = environment()
     core = None
     for seed in args.seeds:  # seed-major: an early stop still leaves every row paired fp32 / bf16
@@ -67,9 +65,7 @@ def main() -> None:
                     core = core or prepared(CORE)
                     overrides += [f'data.{k}="{v}"' for k, v in core.items()]
                 run_dir = WORK / row / precision / f"seed{seed}"
-                resume = (run_dir / "config.json").exists()
-                print(f"== {row} {precision} seed {seed} ({'resume' if resume else 'start'})", flush=True)
-                res = fit(load_config(ROOT / recipe, overrides), run_dir, resume=resume)
+                res = fit_run(ROOT / recipe, overrides, run_dir, f"{row} {precision} seed {seed}")
                 if res.get("precision") != precision:
                     raise SystemExit(f"{run_dir}: trained in {res.get('precision')}, asked for {precision}")
                 test = res["splits"]["test"]
