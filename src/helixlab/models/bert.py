@@ -35,7 +35,13 @@ class BertConfig:
     """tokenizer: nucleotide | kmer (overlapping, DNABERT) | window | subword (BPE/WordPiece trained on
     the training sequences, `subword_vocab` tokens). `vocab`: a tokenizer.json to use (set by the run).
     size: tiny | mini | small | medium | base; layers/hidden/heads/intermediate override it.
-    pooling: cls | mean. head_layers: 1 (linear) or 2 (linear-GELU-linear)."""
+    pooling: cls | mean. head_layers: 1 (linear) or 2 (linear-GELU-linear).
+    compose_bases: each token's embedding is its own vector plus one learned vector per (position, base)
+    of its k-mer, and the tied MLM decoder scores tokens by the same parts, so overlapping k-mers share
+    what they have in common from the first step (nucleotide, k-mer and window tokens).
+    position_init: random (BERT's) | sinusoidal: the learned position embeddings start as sines and cosines
+    of the position (amplitude 0.1), so "the token k places to the left" is one linear map of the position
+    from the first step, and attention finds neighbours in tens of steps instead of thousands."""
 
     tokenizer: str = "kmer"
     k: int = 6
@@ -53,6 +59,8 @@ class BertConfig:
     head_layers: int = 1
     head_hidden: int | None = None
     head_dropout: float = 0.1
+    compose_bases: bool = False
+    position_init: str = "random"
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in SIZES:
@@ -77,17 +85,28 @@ def make_tokenizer(cfg: BertConfig, run_dir: Path | None = None) -> Tokenizer:
     return Tokenizer.create(cfg.tokenizer, cfg.k)
 
 
-class MLMHead(nn.Module):
-    """dense -> GELU -> LayerNorm -> vocabulary logits, decoder tied to the word embeddings."""
+POSITION_INITS = ("random", "sinusoidal")
 
-    def __init__(self, hidden: int, embeddings: nn.Embedding, eps: float) -> None:
+
+def sinusoids(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) sines (even columns) and cosines (odd) of positions 0..n-1 at geometric wavelengths
+    (Vaswani et al. 2017)."""
+    angle = torch.arange(n, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    out = torch.zeros(n, dim, dtype=torch.float64)
+    out[:, 0::2], out[:, 1::2] = torch.sin(angle), torch.cos(angle[:, : dim // 2])
+    return out.float()
+
+
+class MLMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> vocabulary logits, decoder tied to the token embedding table."""
+
+    def __init__(self, hidden: int, vocab_size: int, eps: float) -> None:
         super().__init__()
         self.transform = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=eps))
-        self.embeddings = [embeddings]  # a list: tied, not registered twice in the state dict
-        self.bias = nn.Parameter(torch.zeros(embeddings.num_embeddings))
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.transform(h) @ self.embeddings[0].weight.T + self.bias
+    def forward(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return self.transform(h) @ table.T + self.bias
 
 
 @register("bert", BertConfig)
@@ -102,6 +121,8 @@ class Bert(SequenceModel):
 
         if cfg.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be cls or mean, got {cfg.pooling!r}")
+        if cfg.position_init not in POSITION_INITS:
+            raise ValueError(f"position_init must be one of {', '.join(POSITION_INITS)}, got {cfg.position_init!r}")
         if cfg.head_layers not in (1, 2):
             raise ValueError(f"head_layers must be 1 or 2, got {cfg.head_layers}")
         self.cfg = cfg
@@ -122,10 +143,19 @@ class Bert(SequenceModel):
                                   pad_token_id=self.tokenizer.pad_id)
         self.hf_config._attn_implementation = "sdpa"
         self.bert = BertModel(self.hf_config, add_pooling_layer=False)
+        if cfg.position_init == "sinusoidal":
+            with torch.no_grad():
+                self.bert.embeddings.position_embeddings.weight.copy_(0.1 * sinusoids(cfg.max_tokens, hidden))
+        if cfg.compose_bases:
+            if self.tokenizer.kind == "subword":
+                raise ValueError("compose_bases needs nucleotide, k-mer or window tokens, not subword")
+            self.register_buffer("token_bases", self.tokenizer.base_matrix(), persistent=False)
+            self.base_embeddings = nn.Parameter(torch.randn(4 * self.tokenizer.k, hidden)
+                                                * self.hf_config.initializer_range)
         self.feature_dim = hidden
         self.head_dropout = nn.Dropout(cfg.head_dropout)
         if n_outputs == 0:
-            self.lm_head = MLMHead(hidden, self.bert.embeddings.word_embeddings, self.hf_config.layer_norm_eps)
+            self.lm_head = MLMHead(hidden, self.tokenizer.vocab_size, self.hf_config.layer_norm_eps)
             self.head = nn.Identity()
         else:
             width = cfg.head_hidden or hidden
@@ -153,9 +183,19 @@ class Bert(SequenceModel):
             raise ValueError(f"sequences of up to {max_length} bp make {self.tokenizer.n_tokens(max_length)} "
                              f"tokens, more than max_tokens={self.cfg.max_tokens}")
 
+    def token_table(self) -> torch.Tensor:
+        """(vocab, hidden): the token embeddings, with their bases' vectors added under compose_bases."""
+        table = self.bert.embeddings.word_embeddings.weight
+        if self.cfg.compose_bases:
+            table = table + self.token_bases.to(table.dtype) @ self.base_embeddings
+        return table
+
     def encode(self, ids: torch.Tensor, attention: torch.Tensor, *, output_attentions: bool = False) -> Any:
         if ids.shape[1] > self.cfg.max_tokens:
             raise HelixError(f"input has {ids.shape[1]} tokens, more than the model's max_tokens={self.cfg.max_tokens}")
+        if self.cfg.compose_bases:
+            return self.bert(inputs_embeds=nn.functional.embedding(ids, self.token_table()), attention_mask=attention,
+                             output_attentions=output_attentions)
         return self.bert(input_ids=ids, attention_mask=attention, output_attentions=output_attentions)
 
     def pool(self, h: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -176,7 +216,7 @@ class Bert(SequenceModel):
         if not isinstance(target, MaskedTokens):
             return self.outputs(x, strand)
         h = self.encode(target.ids, target.attention).last_hidden_state
-        return self.lm_head(h[target.labels != -100])
+        return self.lm_head(h[target.labels != -100], self.token_table())
 
     @torch.no_grad()
     def attentions(self, x: torch.Tensor, layer: int = -1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -153,6 +153,17 @@ class Tokenizer:
         """Tokens to mask together in MLM pretraining: k for overlapping k-mers (DNABERT), else 1."""
         return self.k if self.kind == "kmer" else 1
 
+    def base_matrix(self) -> torch.Tensor:
+        """(vocab, 4k) float: row t one-hot encodes the bases of token t, block j (4 columns) for its
+        j-th base; rows of specials, [UNK] and tokens with N are zero. Fixed tokenizers only."""
+        if self.kind == "subword":
+            raise HelixError("subword tokens have no fixed length: their bases cannot be composed")
+        m = torch.zeros(self.vocab_size, 4 * self.k)
+        for t, tok in enumerate(self.vocab):
+            if len(tok) == self.k and all(b in "ACGT" for b in tok):
+                m[t, [4 * j + "ACGT".index(b) for j, b in enumerate(tok)]] = 1.0
+        return m
+
     def n_tokens(self, length: int) -> int:
         """Tokens (with [CLS] and [SEP]) of a sequence of `length` bases; an upper bound for subwords."""
         if self.kind == "kmer":
