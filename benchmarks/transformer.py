@@ -35,13 +35,15 @@ from helixlab.train import fit  # noqa: E402
 
 PRETRAIN, PRETRAIN_SHORT = "configs/pretrain_6mer_hg19.toml", "configs/pretrain_6mer_hg19_short.toml"
 S1_1, S1_2 = "configs/s1_dnabert_1linear.toml", "configs/s1_dnabert_2linear.toml"
+# the encoder options of PRETRAIN_SHORT, for the scratch model that it is compared with at an equal budget
+SHORT_ENCODER = ["model.params.compose_bases=true", "model.params.position_init='sinusoidal'"]
 # variant -> (recipe, overrides, pretraining recipe or None, tokenizer, linear head layers)
 VARIANTS: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "6mer_pre_2lin": (S1_2, [], PRETRAIN, "kmer-6", 2),
     "6mer_pre_1lin": (S1_1, [], PRETRAIN, "kmer-6", 1),
     "6mer_pre128_2lin": (S1_2, [], PRETRAIN_SHORT, "kmer-6", 2),
     "6mer_scratch_2lin": (S1_2, [], None, "kmer-6", 2),
-    "6mer_scratch_2lin_equal": (S1_2, [], None, "kmer-6", 2),
+    "6mer_scratch_2lin_equal": (S1_2, SHORT_ENCODER, None, "kmer-6", 2),
     "6mer_scratch_1lin": (S1_1, [], None, "kmer-6", 1),
     "nucleotide_scratch_2lin": (S1_2, ["model.params.tokenizer=nucleotide"], None, "nucleotide", 2),
     "3mer_scratch_2lin": (S1_2, ["model.params.k=3"], None, "kmer-3", 2),

@@ -152,6 +152,11 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         "s2_cls_900steps": ("configs/dream_s2_bert.toml", ["train.budget='900 steps'", "stage2.per_bin=0"]),
         "s2_cls_heads8_900steps": ("configs/dream_s2_bert.toml", ["train.budget='900 steps'", "stage2.per_bin=0",
                                                                   "model.params.heads=8"]),
+        # the same 8-head probe with the position embeddings started as sinusoids (position_init): a head can
+        # find "the base k places away" from the first step instead of learning it for every position
+        "s2_cls_heads8_sin_900steps": ("configs/dream_s2_bert.toml", ["train.budget='900 steps'",
+                                                                      "stage2.per_bin=0", "model.params.heads=8",
+                                                                      "model.params.position_init='sinusoidal'"]),
     },
 }
 
