@@ -382,3 +382,75 @@ def test_mlm_accuracy_hidden_leaves_out_the_tokens_the_model_could_copy():
     m.update((pred, true, 0.0, hidden), np.zeros((10, 0)))
     out = m.compute()
     assert out["mlm_accuracy"] == 0.2 and out["mlm_accuracy_hidden"] == 0.0
+
+
+@pytest.mark.parametrize("kind,k", [("nucleotide", 1), ("kmer", 3), ("window", 2)])
+def test_base_matrix_one_hot_encodes_each_tokens_bases(kind, k):
+    tok = Tokenizer.create(kind, k)
+    m = tok.base_matrix()
+    assert m.shape == (tok.vocab_size, 4 * k)
+    for t, token in enumerate(tok.vocab):
+        if token in SPECIALS or "N" in token:
+            assert not m[t].any()
+        else:
+            assert m[t].sum() == k and all(m[t, 4 * j + "ACGT".index(b)] == 1 for j, b in enumerate(token))
+    with pytest.raises(HelixError, match="subword"):
+        Tokenizer.train_subword(random_seqs(50, 40, seed=2, n_rate=0), 30).base_matrix()
+
+
+def test_composed_bases_share_vectors_between_kmers_and_tie_the_mlm_decoder():
+    model = build_model("bert", {"tokenizer": "kmer", "k": 3, **TINY, "compose_bases": True}, 40, 0)
+    tok = model.tokenizer
+    assert "base_embeddings" in model.state_dict() and "token_bases" not in model.state_dict()
+    table = model.token_table()
+    word = model.bert.embeddings.word_embeddings.weight
+    acg, act = tok.vocab.index("ACG"), tok.vocab.index("ACT")
+    base = model.base_embeddings  # blocks of 4 rows per k-mer position, in ACGT order
+    torch.testing.assert_close(table[acg] - word[acg], base[0] + base[4 + 1] + base[8 + 2])
+    torch.testing.assert_close((table[acg] - word[acg]) - (table[act] - word[act]), base[8 + 2] - base[8 + 3])
+    # the MLM logits score against the composed table, so a masked-token loss trains the base vectors
+    h = torch.randn(5, TINY["hidden"])
+    logits = model.lm_head(h, model.token_table())
+    assert logits.shape == (5, tok.vocab_size)
+    nn_loss = torch.nn.functional.cross_entropy(logits, torch.tensor([acg, act, acg, act, acg]))
+    nn_loss.backward()
+    assert model.base_embeddings.grad is not None and model.base_embeddings.grad.abs().sum() > 0
+    # a classifier with composed bases encodes a batch (the embedding goes in as inputs_embeds)
+    clf = build_model("bert", {"tokenizer": "kmer", "k": 3, **TINY, "compose_bases": True}, 40, 1)
+    x = torch.randint(0, 4, (3, 40), dtype=torch.uint8)
+    assert clf(x).shape == (3, 1)
+
+
+def test_sinusoidal_position_init_and_bad_values_named():
+    from helixlab.models.bert import sinusoids
+
+    s = sinusoids(50, 8)
+    assert torch.equal(s[0, 0::2], torch.zeros(4)) and torch.equal(s[0, 1::2], torch.ones(4))
+    torch.testing.assert_close(s[7, 0], torch.tensor(np.sin(7.0), dtype=torch.float32))
+    model = build_model("bert", {"tokenizer": "nucleotide", **TINY, "position_init": "sinusoidal"}, 40, 1)
+    torch.testing.assert_close(model.bert.embeddings.position_embeddings.weight,
+                               0.1 * sinusoids(TINY["max_tokens"], TINY["hidden"]))
+    with pytest.raises(HelixError, match="position_init must be one of random, sinusoidal, got 'sine'") as exc:
+        build_model("bert", {"tokenizer": "nucleotide", **TINY, "position_init": "sine"}, 40, 1)
+    assert "model.params" in str(exc.value)
+    with pytest.raises(HelixError, match="compose_bases needs nucleotide, k-mer or window tokens"):
+        build_model("bert", {"tokenizer": "subword", **TINY, "compose_bases": True}, 40, 1)
+
+
+def test_fine_tuning_adopts_composed_bases_from_the_pretrained_encoder(tmp_path, motif_data):
+    from safetensors.torch import load_file
+
+    fasta = tmp_path / "unlabelled.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, (s, _) in enumerate(motif_rows(96, 40, seed=3))))
+    cfg = _pretrain_config(fasta, fasta)
+    cfg["model"]["params"].update(compose_bases=True, position_init="sinusoidal")  # type: ignore[index]
+    cfg["train"]["epochs"] = 1  # type: ignore[index]
+    (tmp_path / "pre.json").write_text(json.dumps(cfg))
+    assert main(["pretrain", str(tmp_path / "pre.json"), "-o", str(tmp_path / "pre")]) == 0
+    _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide"})
+    params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]
+    assert params["compose_bases"] is True and params["k"] == 3
+    weights = {r: next((tmp_path / r).rglob("*.safetensors")) for r in ("pre", "ft")}
+    pre, ft = (load_file(str(weights[r])) for r in ("pre", "ft"))
+    base = [k for k in pre if k.endswith("base_embeddings")]
+    assert base and not torch.equal(pre[base[0]], ft[base[0]])  # adopted, then fine-tuned

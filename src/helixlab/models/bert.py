@@ -125,6 +125,8 @@ class Bert(SequenceModel):
             raise ValueError(f"position_init must be one of {', '.join(POSITION_INITS)}, got {cfg.position_init!r}")
         if cfg.head_layers not in (1, 2):
             raise ValueError(f"head_layers must be 1 or 2, got {cfg.head_layers}")
+        if cfg.compose_bases and cfg.tokenizer == "subword":
+            raise ValueError("compose_bases needs nucleotide, k-mer or window tokens, not subword")
         self.cfg = cfg
         self.tokenizer = make_tokenizer(cfg, run_dir)
         layers, hidden, heads, inter = cfg.shape()
@@ -147,8 +149,6 @@ class Bert(SequenceModel):
             with torch.no_grad():
                 self.bert.embeddings.position_embeddings.weight.copy_(0.1 * sinusoids(cfg.max_tokens, hidden))
         if cfg.compose_bases:
-            if self.tokenizer.kind == "subword":
-                raise ValueError("compose_bases needs nucleotide, k-mer or window tokens, not subword")
             self.register_buffer("token_bases", self.tokenizer.base_matrix(), persistent=False)
             self.base_embeddings = nn.Parameter(torch.randn(4 * self.tokenizer.k, hidden)
                                                 * self.hf_config.initializer_range)
