@@ -57,7 +57,8 @@ def machine_line(env: dict[str, Any]) -> str:
     """The provenance line of a summary, from a record's environment fields."""
     threads = f" ({env['threads']} torch threads)" if env.get("threads") else ""
     cpu = f" ({env['cpu_model']})" if env.get("cpu_model") else ""
-    return (f"Machine: {env['machine']}{cpu}, {env['cpus']} CPUs{threads}, no GPU; torch {env['torch']}; "
+    gpu = f"GPU {env['gpu']}" if env.get("gpu") else "no GPU"
+    return (f"Machine: {env['machine']}{cpu}, {env['cpus']} CPUs{threads}, {gpu}; torch {env['torch']}; "
             f"commit {env['commit']}.")
 
 

@@ -23,6 +23,7 @@ import json
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, provenance  # noqa: E402
+from common import RESULTS, provenance, write_report  # noqa: E402
 from dream_scale import synthetic_file  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "gpu_check"
+STAGES = ("throughput", "batch_scan", "legnet_full", "bert_base")
 
 
 def peak_memory(device: str) -> float | None:
@@ -57,8 +59,36 @@ def stage_throughput(device: str, small: bool) -> list[dict[str, Any]]:
     out = []
     for name in rows:
         reset_peak(device)
-        out.append({"stage": "throughput", **measure(name, 0.5 if small else 3.0, False, device),
-                    "peak_gpu_gib": peak_memory(device)})
+        try:
+            out.append({"stage": "throughput", **measure(name, 0.5 if small else 3.0, False, device),
+                        "peak_gpu_gib": peak_memory(device)})
+        except Exception as exc:  # noqa: BLE001 - one row's failure is recorded; the other rows still run
+            traceback.print_exc()
+            out.append({"stage": "throughput", "row": name, "error": f"{type(exc).__name__}: {exc}"})
+        print(out[-1], flush=True)
+    return out
+
+
+def stage_batch_scan(device: str, small: bool) -> list[dict[str, Any]]:
+    """fp32 against bf16 at a larger batch than the recipes' (a GPU is launch-bound at small ones), and a
+    BERT-base encoder: what `precision = "auto"` should pick on a GPU."""
+    from throughput import measure
+
+    batch = 64 if small else 1024
+    rows = [("cnn_s5", (), "cnn_s5")] if small else \
+        [(name, (f"train.batch_size={batch}",), f"{name}_b{batch}")
+         for name in ("legnet", "cnn_s5_200", "cnn_promoter_best", "cnn_gru", "cnn_lstm", "bert_6mer_tiny", "mlp_s5")] \
+        + [("bert_6mer_tiny", ("model.params.size='base'",), "bert_6mer_base_b64"),
+           ("bert_6mer_tiny", ("model.params.size='base'", "train.batch_size=256"), "bert_6mer_base_b256")]
+    out = []
+    for name, overrides, label in rows:
+        reset_peak(device)
+        try:
+            out.append({"stage": "batch_scan", **measure(name, 0.5 if small else 2.0, False, device, overrides, label),
+                        "peak_gpu_gib": peak_memory(device)})
+        except Exception as exc:  # noqa: BLE001 - one row's failure is recorded; the other rows still run
+            traceback.print_exc()
+            out.append({"stage": "batch_scan", "row": label, "error": f"{type(exc).__name__}: {exc}"})
         print(out[-1], flush=True)
     return out
 
@@ -145,6 +175,47 @@ def stage_bert(device: str, steps: int, small: bool) -> dict[str, Any]:
     return record
 
 
+def write_summary(results: Path) -> None:
+    """benchmarks/results/gpu.md from gpu.json: throughput rows (recipe batch, then a larger one), the
+    full-size LegNet and BERT-base stages."""
+    data = json.loads(results.read_text())
+
+    def f(v: Any, digits: int = 0) -> str:
+        return "—" if v is None else f"{v:,.{digits}f}"
+
+    rows = ["| row | model | params | length | batch | train fp32 | train bf16 | bf16 / fp32 | infer fp32 | "
+            "infer bf16 | peak GPU GiB | auto |", "|" + "---|" * 12]
+    for r in data["records"]:
+        if r["stage"] in ("throughput", "batch_scan") and "error" not in r:
+            rows.append(f"| {r['row']} | {r['model']} | {r['params']:,} | {r['length']} | {r['batch']} | "
+                        f"{f(r['train_fp32'])} | {f(r['train_bf16'])} | {r['train_bf16'] / r['train_fp32']:.2f} | "
+                        f"{f(r['infer_fp32'])} | {f(r['infer_bf16'])} | {f(r['peak_gpu_gib'], 1)} | {r['auto']} |")
+    body = ["Sequences per second; `auto` is what `precision = \"auto\"` picked at that commit (before the "
+            "per-family GPU rule these figures led to: bf16 only for LegNet and BERT).", "", *rows, ""]
+    for r in data["records"]:
+        if r["stage"] == "legnet_full" and "error" not in r:
+            body += [f"Full-size LegNet (`configs/dream_legnet_full.toml`, {r['params']:,} params, batch {r['batch']}, "
+                     f"bf16) on a synthetic DREAM-sized file ({r['rows']:,} rows): {r['steps']} training steps at "
+                     f"{f(r['train_seq_per_s'])} sequences/s (peak {f(r['train_peak_gpu_gib'], 1)} GiB; "
+                     f"{r['fit_seconds']:.0f} s including reading the file); evaluate {f(r['evaluate_seq_per_s'])} "
+                     f"and strand-averaged predict {f(r['predict_seq_per_s'])} sequences/s (from a file, parsing "
+                     f"included; peak {f(r['inference_peak_gpu_gib'], 1)} GiB), ISM {f(r['ism_mutants_per_s'])} "
+                     f"mutants/s, ONNX export parity max |diff| {r['onnx_max_abs_diff']:.1e}.", ""]
+        if r["stage"] == "bert_base" and "error" not in r:
+            body += [f"BERT-base 6-mer masked-language-model pretraining ({r['params']:,} params, 300 bp, batch "
+                     f"{r['batch']}, bf16): {r['steps']} steps at {f(r['train_seq_per_s'])} sequences/s, peak "
+                     f"{f(r['peak_gpu_gib'], 1)} GiB.", ""]
+        if "error" in r:
+            body += [f"Stage {r['stage']} {r.get('row', '')} failed: {r['error']}", ""]
+    commands = sorted({r.get("command", data["command"]) for r in data["records"]})
+    body += ["Commands: " + "; ".join(f"`{c}`" for c in commands) + "."]
+    env = {**data, "gpu": f"{data['gpu']} (CUDA {data['torch_cuda']})"}
+    write_report(results.with_suffix(".md"), "The CUDA path on a lent GPU",
+                 "`benchmarks/gpu_check.sh`: training and inference throughput per model family, fp32 against bf16, "
+                 "and the full CUDA path (train, evaluate, predict, ISM, ONNX export) of the full-size LegNet recipe "
+                 "and BERT-base pretraining steps.", env, body)
+
+
 def main() -> None:
     import torch
 
@@ -156,18 +227,43 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="training steps of each training stage")
     ap.add_argument("--small", action="store_true", help="tiny models (a dry run of the script on a CPU)")
     ap.add_argument("--results", type=Path, default=RESULTS / "gpu.json")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
+                    help="stages to run; records of the others already in --results are kept")
+    ap.add_argument("--summary", action="store_true", help="only rewrite the markdown from --results")
     args = ap.parse_args()
+    if args.summary:
+        return write_summary(args.results)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here: run on the GPU machine, or --device cpu --small for a dry run")
     WORK.mkdir(parents=True, exist_ok=True)
     env = environment()
-    records = [*stage_throughput(args.device, args.small), stage_legnet(args.device, args.rows, args.steps, args.small),
-               stage_bert(args.device, max(args.steps // 3, 2), args.small)]
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
-    out = {"gpu": gpu, "device": args.device, "small": args.small, **provenance(env), "records": records}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {args.results}")
+    kept = json.loads(args.results.read_text())["records"] if args.results.exists() else []
+    out = {"gpu": gpu, "device": args.device, "small": args.small, "torch_cuda": torch.version.cuda,
+           **provenance(env), "records": [r for r in kept if r["stage"] not in args.stages]}
+    stages = {"throughput": lambda: stage_throughput(args.device, args.small),
+              "batch_scan": lambda: stage_batch_scan(args.device, args.small),
+              "legnet_full": lambda: [stage_legnet(args.device, args.rows, args.steps, args.small)],
+              "bert_base": lambda: [stage_bert(args.device, max(args.steps // 3, 2), args.small)]}
+    stages = {name: stages[name] for name in args.stages}
+    env_command = out["command"]  # each record keeps the command (and so the stages) that made it
+    # Time on a lent GPU is short: a stage that fails is recorded with its error and the others still run,
+    # and the file is rewritten (atomically) after every stage, so a run cut off at its limit keeps what it has.
+    for name, stage in stages.items():
+        t0 = time.perf_counter()
+        try:
+            out["records"] += [{**r, "command": env_command} for r in stage()]
+        except Exception as exc:  # noqa: BLE001 - recorded, not hidden: the record names the stage and error
+            traceback.print_exc()
+            out["records"].append({"stage": name, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"stage {name} failed: {type(exc).__name__}: {exc}", flush=True)
+        print(f"stage {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.results.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
+        tmp.replace(args.results)
+    write_summary(args.results)
+    print(f"wrote {args.results} and {args.results.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def seconds_per_call(fn: Callable[[], Any], min_seconds: float, max_calls: int =
     return statistics.median(times)
 
 
-def measure(name: str, seconds: float, compile_: bool, device: str = "cpu") -> dict[str, Any]:
+def measure(name: str, seconds: float, compile_: bool, device: str = "cpu", overrides: tuple[str, ...] = (),
+            label: str | None = None) -> dict[str, Any]:
+    """One row of ROWS (with extra config `overrides`, recorded under `label`), measured on `device`."""
     import torch
 
     from helixlab.apply.predict import predict
@@ -71,8 +73,8 @@ def measure(name: str, seconds: float, compile_: bool, device: str = "cpu") -> d
     from helixlab.models import build_model, count_params
     from helixlab.models.base import autocast, resolve_precision
 
-    recipe, overrides, length, n_out = ROWS[name]
-    cfg = load_config(ROOT / recipe, overrides)
+    recipe, recipe_overrides, length, n_out = ROWS[name]
+    cfg = load_config(ROOT / recipe, [*recipe_overrides, *overrides])
     t = cfg.train
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -102,7 +104,8 @@ def measure(name: str, seconds: float, compile_: bool, device: str = "cpu") -> d
                                precision=precision, device=dev)
 
     model.train()
-    row: dict[str, Any] = {"row": name, "recipe": recipe, "model": cfg.model.name, "params": count_params(model),
+    row: dict[str, Any] = {"row": label or name, "recipe": recipe, "overrides": [*recipe_overrides, *overrides],
+                           "model": cfg.model.name, "params": count_params(model),
                            "length": length, "batch": t.batch_size, "eval_batch": t.eval_batch_size,
                            "rc_average": t.rc_average, "auto": resolve_precision("auto", dev, model),
                            "device": dev.type}

@@ -43,6 +43,22 @@ def test_auto_is_fp32_on_a_cpu_without_bf16_units_and_per_family_with_them(monke
         resolve_precision("half", CPU, cnn)
 
 
+def test_auto_on_a_gpu_is_bf16_only_for_the_families_measured_to_gain(monkeypatch):
+    # No GPU is needed: resolve_precision reads only the device type and whether the GPU has bf16 units.
+    gpu = torch.device("cuda")
+    cnn = build_model("cnn", {"channels": [8], "kernels": [5], "pools": [1], "hidden": [8]}, 40, 1)
+    legnet = build_model("legnet", {"stem": 8, "channels": [8], "expand": 2, "hidden": [8]}, 40, 1)
+    bert = build_model("bert", {"tokenizer": "nucleotide", "layers": 1, "hidden": 16, "heads": 2,
+                                "intermediate": 16}, 40, 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", gpu, legnet) == "bf16" and resolve_precision("auto", gpu, bert) == "bf16"
+    assert resolve_precision("auto", gpu, cnn) == "fp32"  # launch-bound on an H200: bf16 0.86-0.92x
+    assert resolve_precision("auto", gpu) == "bf16"  # no model named: the device decides
+    assert resolve_precision("bf16", gpu, cnn) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", gpu, legnet) == "fp32"
+
+
 def test_the_cpu_bf16_detection_can_be_overridden(monkeypatch):
     for value, expected in (("0", False), ("1", True)):
         monkeypatch.setenv("HELIXLAB_CPU_BF16", value)

@@ -63,6 +63,7 @@ class Prediction(nn.Module):
         inner = unwrap(model)
         self.reads_one_hot = isinstance(inner, SequenceModel) and inner.reads_one_hot
         self.bf16_on_cpu = getattr(model, "bf16_on_cpu", True)
+        self.bf16_on_gpu = getattr(model, "bf16_on_gpu", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.task.activate(call(self.model, x))

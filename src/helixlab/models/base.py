@@ -10,6 +10,8 @@ it needs as attributes of this base class, and callers read the declarations (ne
                        which counts the trainer makes ('kmer': a dense k-mer table; 'contexts': sorted keys)
   keeps_run_files      the constructor reads files the model saved in its run directory (a tokenizer)
   bf16_on_cpu          precision 'auto' may choose bf16 on a CPU with bf16 units (False: no gain measured)
+  bf16_on_gpu          precision 'auto' chooses bf16 on a GPU (only where a gain was measured: small models
+                       are launch-bound there and bf16's casts slow them; benchmarks/results/gpu.md)
 
 `forward(x, strand, target)` is the one entry point, so that a DDP wrapper sees every call: the task
 passes `target` in the steps whose outputs may depend on it (context training steps; pretraining), and a model
@@ -55,6 +57,7 @@ class SequenceModel(nn.Module):
     fitted_by_counting = ""
     keeps_run_files = False
     bf16_on_cpu = True
+    bf16_on_gpu = False
 
     @classmethod
     def prepare_run(cls, params: dict[str, Any], run_dir: Path, sequences: Callable[[], Iterator[str]]
@@ -146,15 +149,17 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> str:
-    """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16'. auto: bf16 on a GPU that supports it; on a CPU, bf16
-    only where the CPU has bf16 units and the model family gains from them (`bf16_on_cpu`), else fp32."""
+    """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16'. auto: bf16 where the device has bf16 units and the model
+    family gains from them there (`bf16_on_cpu`, `bf16_on_gpu`; with no model, wherever the device has them),
+    else fp32."""
     if precision not in PRECISIONS:
         raise HelixError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}",
                          record="precision")
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        gains = model is None or getattr(unwrap(model), "bf16_on_gpu", False)
+        return "bf16" if gains and torch.cuda.is_bf16_supported() else "fp32"
     gains = model is None or getattr(unwrap(model), "bf16_on_cpu", True)
     return "bf16" if device.type == "cpu" and gains and cpu_has_bf16() else "fp32"
 

@@ -112,6 +112,7 @@ class MLMHead(nn.Module):
 @register("bert", BertConfig)
 class Bert(SequenceModel):
     reads_one_hot = False  # reads tokens, not one-hot bases
+    bf16_on_gpu = True  # H200: training 1.6x (tiny, batch 1,024) to 5.9x (base) fp32 (benchmarks/results/gpu.md)
     keeps_run_files = True
 
     def __init__(self, cfg: BertConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:

@@ -74,6 +74,8 @@ class InvertedBottleneck(nn.Module):
 
 @register("legnet", LegNetConfig)
 class LegNet(SequenceModel):
+    bf16_on_gpu = True  # H200, training at the recipes' batch 128: 1.5x (110 bp), 3.0x (stem 256, 150 bp)
+
     def __init__(self, cfg: LegNetConfig, seq_len: int | None, n_outputs: int) -> None:
         super().__init__()
         if not cfg.channels:

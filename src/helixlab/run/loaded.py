@@ -51,6 +51,7 @@ class Ensemble(SequenceModel):
         self.task = task
         self.reads_strand = any(m.reads_strand for m in members)
         self.bf16_on_cpu = all(m.bf16_on_cpu for m in members)
+        self.bf16_on_gpu = all(m.bf16_on_gpu for m in members)
         self.feature_dim = sum(m.feature_dim for m in members)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
