@@ -51,46 +51,41 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def stage_throughput(device: str, small: bool) -> list[dict[str, Any]]:
+def measure_rows(stage: str, rows: list[tuple[str, tuple[str, ...], str]], seconds: float,
+                 device: str) -> list[dict[str, Any]]:
+    """throughput.measure for each (ROWS name, extra overrides, label); a row that fails is recorded with its
+    error and the other rows still run."""
     from throughput import measure
 
-    rows = ["cnn_s5"] if small else ["legnet_full", "legnet", "cnn_s5_200", "cnn_promoter_best", "cnn_gru",
-                                     "cnn_lstm", "bert_6mer_tiny", "mlp_s5"]
     out = []
-    for name in rows:
+    for name, overrides, label in rows:
         reset_peak(device)
         try:
-            out.append({"stage": "throughput", **measure(name, 0.5 if small else 3.0, False, device),
+            out.append({"stage": stage, **measure(name, seconds, False, device, overrides, label),
                         "peak_gpu_gib": peak_memory(device)})
-        except Exception as exc:  # noqa: BLE001 - one row's failure is recorded; the other rows still run
+        except Exception as exc:  # noqa: BLE001 - recorded with its error, not hidden
             traceback.print_exc()
-            out.append({"stage": "throughput", "row": name, "error": f"{type(exc).__name__}: {exc}"})
+            out.append({"stage": stage, "row": label, "error": f"{type(exc).__name__}: {exc}"})
         print(out[-1], flush=True)
     return out
+
+
+def stage_throughput(device: str, small: bool) -> list[dict[str, Any]]:
+    names = ["cnn_s5"] if small else ["legnet_full", "legnet", "cnn_s5_200", "cnn_promoter_best", "cnn_gru",
+                                      "cnn_lstm", "bert_6mer_tiny", "mlp_s5"]
+    return measure_rows("throughput", [(n, (), n) for n in names], 0.5 if small else 3.0, device)
 
 
 def stage_batch_scan(device: str, small: bool) -> list[dict[str, Any]]:
     """fp32 against bf16 at a larger batch than the recipes' (a GPU is launch-bound at small ones), and a
     BERT-base encoder: what `precision = "auto"` should pick on a GPU."""
-    from throughput import measure
-
-    batch = 64 if small else 1024
-    rows = [("cnn_s5", (), "cnn_s5")] if small else \
-        [(name, (f"train.batch_size={batch}",), f"{name}_b{batch}")
-         for name in ("legnet", "cnn_s5_200", "cnn_promoter_best", "cnn_gru", "cnn_lstm", "bert_6mer_tiny", "mlp_s5")] \
+    if small:
+        return measure_rows("batch_scan", [("cnn_s5", (), "cnn_s5")], 0.5, device)
+    names = ("legnet", "cnn_s5_200", "cnn_promoter_best", "cnn_gru", "cnn_lstm", "bert_6mer_tiny", "mlp_s5")
+    rows = [(n, ("train.batch_size=1024",), f"{n}_b1024") for n in names] \
         + [("bert_6mer_tiny", ("model.params.size='base'",), "bert_6mer_base_b64"),
            ("bert_6mer_tiny", ("model.params.size='base'", "train.batch_size=256"), "bert_6mer_base_b256")]
-    out = []
-    for name, overrides, label in rows:
-        reset_peak(device)
-        try:
-            out.append({"stage": "batch_scan", **measure(name, 0.5 if small else 2.0, False, device, overrides, label),
-                        "peak_gpu_gib": peak_memory(device)})
-        except Exception as exc:  # noqa: BLE001 - one row's failure is recorded; the other rows still run
-            traceback.print_exc()
-            out.append({"stage": "batch_scan", "row": label, "error": f"{type(exc).__name__}: {exc}"})
-        print(out[-1], flush=True)
-    return out
+    return measure_rows("batch_scan", rows, 2.0, device)
 
 
 def stage_legnet(device: str, rows: int, steps: int, small: bool) -> dict[str, Any]:
@@ -216,39 +211,57 @@ def write_summary(results: Path) -> None:
                  "and BERT-base pretraining steps.", env, body)
 
 
-def main() -> None:
+def gpu_parser(doc: str, results: Path) -> argparse.ArgumentParser:
+    """The options every GPU script shares: --device, --small (a CPU dry run), --results, --summary."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--small", action="store_true", help="tiny models (a dry run of the script on a CPU)")
+    ap.add_argument("--results", type=Path, default=results)
+    ap.add_argument("--summary", action="store_true", help="only rewrite the markdown from --results")
+    return ap
+
+
+def gpu_header(args: argparse.Namespace) -> dict[str, Any]:
+    """The results file's header (GPU, CUDA, provenance); an error where no GPU is there to measure."""
     import torch
 
     from helixlab.run.records import environment
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cuda")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU here: run on the GPU machine, or --device cpu --small for a dry run")
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    return {"gpu": gpu, "device": args.device, "small": args.small, "torch_cuda": torch.version.cuda,
+            **provenance(environment()), "records": []}
+
+
+def save(out: dict[str, Any], results: Path) -> None:
+    """Rewrite the results file atomically (after each stage: a run cut off at its limit keeps what it has)."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    tmp = results.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n")
+    tmp.replace(results)
+
+
+def main() -> None:
+    ap = gpu_parser(__doc__, RESULTS / "gpu.json")
     ap.add_argument("--rows", type=int, default=6_739_258, help="rows of the synthetic DREAM training file")
     ap.add_argument("--steps", type=int, default=300, help="training steps of each training stage")
-    ap.add_argument("--small", action="store_true", help="tiny models (a dry run of the script on a CPU)")
-    ap.add_argument("--results", type=Path, default=RESULTS / "gpu.json")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
                     help="stages to run; records of the others already in --results are kept")
-    ap.add_argument("--summary", action="store_true", help="only rewrite the markdown from --results")
     args = ap.parse_args()
     if args.summary:
         return write_summary(args.results)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU here: run on the GPU machine, or --device cpu --small for a dry run")
+    out = gpu_header(args)
     WORK.mkdir(parents=True, exist_ok=True)
-    env = environment()
-    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     kept = json.loads(args.results.read_text())["records"] if args.results.exists() else []
-    out = {"gpu": gpu, "device": args.device, "small": args.small, "torch_cuda": torch.version.cuda,
-           **provenance(env), "records": [r for r in kept if r["stage"] not in args.stages]}
+    out["records"] = [r for r in kept if r["stage"] not in args.stages]
     stages = {"throughput": lambda: stage_throughput(args.device, args.small),
               "batch_scan": lambda: stage_batch_scan(args.device, args.small),
               "legnet_full": lambda: [stage_legnet(args.device, args.rows, args.steps, args.small)],
               "bert_base": lambda: [stage_bert(args.device, max(args.steps // 3, 2), args.small)]}
     stages = {name: stages[name] for name in args.stages}
     env_command = out["command"]  # each record keeps the command (and so the stages) that made it
-    # Time on a lent GPU is short: a stage that fails is recorded with its error and the others still run,
-    # and the file is rewritten (atomically) after every stage, so a run cut off at its limit keeps what it has.
+    # Time on a lent GPU is short: a stage that fails is recorded with its error and the others still run.
     for name, stage in stages.items():
         t0 = time.perf_counter()
         try:
@@ -258,10 +271,7 @@ def main() -> None:
             out["records"].append({"stage": name, "error": f"{type(exc).__name__}: {exc}"})
             print(f"stage {name} failed: {type(exc).__name__}: {exc}", flush=True)
         print(f"stage {name}: {time.perf_counter() - t0:.1f} s", flush=True)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.results.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        tmp.replace(args.results)
+        save(out, args.results)
     write_summary(args.results)
     print(f"wrote {args.results} and {args.results.with_suffix('.md')}")
 

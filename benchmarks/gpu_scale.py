@@ -9,7 +9,6 @@ is not read: these are not recipes); results to benchmarks/results/gpu_scale.{js
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -21,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, provenance, write_report  # noqa: E402
+from common import RESULTS, write_report  # noqa: E402
+from gpu_check import gpu_header, gpu_parser, save  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "gpu_scale"
 RECIPE = "configs/dream_s2_bert_budget.toml"
@@ -73,30 +73,15 @@ def write_summary(results: Path) -> None:
 
 
 def main() -> None:
-    import torch
-
-    from helixlab.run.records import environment
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cuda")
+    ap = gpu_parser(__doc__, RESULTS / "gpu_scale.json")
     ap.add_argument("--minutes", type=float, default=5.0, help="training minutes shared by the variants")
-    ap.add_argument("--small", action="store_true", help="a tiny encoder (a dry run of the script on a CPU)")
-    ap.add_argument("--results", type=Path, default=RESULTS / "gpu_scale.json")
-    ap.add_argument("--summary", action="store_true", help="only rewrite the markdown from --results")
     args = ap.parse_args()
     if args.summary:
         return write_summary(args.results)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU here: run on the GPU machine, or --device cpu --small for a dry run")
-    env = environment()
-    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
-    out: dict[str, Any] = {"gpu": gpu, "device": args.device, "small": args.small, **provenance(env), "records": []}
+    out = gpu_header(args)
     for name, (overrides, share) in VARIANTS.items():
         out["records"].append(run_variant(name, overrides, args.minutes * share, args.device, args.small))
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.results.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        tmp.replace(args.results)  # after each variant: a run cut off at its limit keeps what it has
+        save(out, args.results)
     write_summary(args.results)
     print(Path(args.results).with_suffix(".md").read_text())
 
