@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,10 +20,10 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     """Add one finished run's record; the file is rewritten atomically so a kill never corrupts it."""
     records = load_records(path)
     records.append(record)
+    from helixlab.paths import write_json
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(path, records, indent=1)
 
 
 def mean_sd(values: Sequence[float]) -> str:

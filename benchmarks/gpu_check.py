@@ -236,10 +236,10 @@ def gpu_header(args: argparse.Namespace) -> dict[str, Any]:
 
 def save(out: dict[str, Any], results: Path) -> None:
     """Rewrite the results file atomically (after each stage: a run cut off at its limit keeps what it has)."""
+    from helixlab.paths import write_json
+
     results.parent.mkdir(parents=True, exist_ok=True)
-    tmp = results.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(results)
+    write_json(results, out, indent=1)
 
 
 def main() -> None:

@@ -64,11 +64,10 @@ def write_summary(results: Path) -> None:
         rows.append(f"| {r['variant']} | {r['params']:,} | {r['minutes']:.1f} | {r['stage1_steps'] or '—'} | "
                     f"{r['stage1_epochs']} ({r['stage1_best_epoch']}) | {r['stage1_seq_per_s']:,.0f} | "
                     f"{r['stage1_valid_pearson']:.3f} | {r['valid_pearson']:.3f} |")
-    env = {**data, "gpu": data.get("gpu")}
     write_report(results.with_suffix(".md"), "S2 with more compute: the recipe on a lent GPU",
                  f"`benchmarks/gpu_scale.py`: `{RECIPE}` (two steps, from scratch) with its budget in GPU minutes, "
                  "and a larger encoder; validation Pearson on the dev_split's valid rows (the test split unread). "
-                 "On 2 CPU cores the recipe's 28 min give valid Pearson about 0.42 (README, DREAM).", env,
+                 "On 2 CPU cores the recipe's 28 min give valid Pearson about 0.42 (README, DREAM).", data,
                  [*rows, "", f"Command: `{data['command']}`."])
 
 
