@@ -211,7 +211,7 @@ def write_summary(results: Path) -> None:
                  "and BERT-base pretraining steps.", env, body)
 
 
-def gpu_parser(doc: str, results: Path) -> argparse.ArgumentParser:
+def gpu_parser(doc: str, results: Path | None) -> argparse.ArgumentParser:
     """The options every GPU script shares: --device, --small (a CPU dry run), --results, --summary."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")

@@ -1,9 +1,17 @@
-"""What more compute buys the S2 recipe (configs/dream_s2_bert_budget.toml: a nucleotide-token BERT trained from
-scratch, two steps), which stays far below its target on 2 CPU cores: the same recipe for a few minutes on a
-lent GPU, where the minutes buy many more steps, and a larger encoder. Validation Pearson only (the test split
-is not read: these are not recipes); results to benchmarks/results/gpu_scale.{json,md}.
+"""What more compute buys the recipes that stay below their targets on 2 CPU cores, on a lent GPU.
+
+--study s2 (results gpu_scale.{json,md}): configs/dream_s2_bert_budget.toml (a nucleotide-token BERT trained
+from scratch, two steps) for a few GPU minutes, where the minutes buy many more steps, and a larger encoder.
+Validation Pearson only (the test split is not read: these are not recipes).
+
+--study promoter (results gpu_promoter.{json,md}): the 6-mer MLM pretraining of
+configs/pretrain_6mer_hg19_short.toml at BERT-mini size for a few GPU minutes, then fine-tuning on GUE
+prom_core_all (configs/s1_dnabert_2linear.toml, 3 epochs): the learning rate chosen on dev (seed 0, the test
+split unread), then seeds 0-2 scored on test once, and the same encoder trained from scratch (seed 0). The
+pretrained run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU).
 
     .venv/bin/python benchmarks/gpu_scale.py                         # on the GPU machine, about 6 minutes
+    .venv/bin/python benchmarks/gpu_scale.py --study promoter --export $OUT/pretrain_gpu_mini   # about 8
     .venv/bin/python benchmarks/gpu_scale.py --device cpu --minutes 0.2 --small   # a dry run on a CPU
 """
 
@@ -32,6 +40,16 @@ VARIANTS: dict[str, tuple[list[str], float]] = {
 }
 
 
+# the promoter study: pretraining (BERT-mini at a GPU batch), fine-tuning epochs, learning rates tried on dev
+PRETRAIN = "configs/pretrain_6mer_hg19_short.toml"
+PRETRAIN_OVERRIDES = ["model.params.size='mini'", "train.batch_size=256", "train.lr=5e-4"]
+FINETUNE = "configs/s1_dnabert_2linear.toml"
+FINETUNE_EPOCHS, LRS, SEEDS = 3, (5e-4, 2e-4), (0, 1, 2)
+# the scratch encoder: the pretrained one's options (init_from adopts them for the pretrained runs)
+SCRATCH = ["model.params.size='mini'", "model.params.compose_bases=true", "model.params.position_init='sinusoidal'"]
+SMALL = ["model.params.layers=1", "model.params.hidden=32", "model.params.heads=2", "model.params.intermediate=32"]
+
+
 def run_variant(name: str, overrides: list[str], minutes: float, device: str, small: bool) -> dict[str, Any]:
     from helixlab.config import load_config
     from helixlab.train import fit
@@ -56,8 +74,82 @@ def run_variant(name: str, overrides: list[str], minutes: float, device: str, sm
     return record
 
 
+def pretrain_mini(minutes: float, device: str, small: bool, export: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The MLM pretraining of the promoter study; its run copied to `export` (what fine-tuning needs)."""
+    from helixlab.config import load_config
+    from helixlab.paths import BEST, CONFIG, INFO, TOKENIZER_FILE
+    from helixlab.paths import RESULTS as RUN_RESULTS
+    from helixlab.train import fit
+
+    run = WORK / "pretrain_mini"
+    shutil.rmtree(run, ignore_errors=True)
+    over = [*PRETRAIN_OVERRIDES, f"train.budget='{minutes * 60:.0f}s'", f"train.device={device!r}",
+            "train.progress=false", "train.checkpoint_every=2000", *(SMALL if small else [])]
+    t0 = time.perf_counter()
+    res = fit(load_config(ROOT / PRETRAIN, over), run)
+    valid = res["splits"]["valid"]
+    record = {"study": "promoter", "kind": "pretrain", "overrides": PRETRAIN_OVERRIDES, "minutes": minutes,
+              "params": res["params"], "steps": res.get("budget_steps"), "epochs": res["epochs"],
+              "seq_per_s": res["train_seq_per_s"], "train_seconds": res["train_seconds"],
+              **{f"valid_{k}": v for k, v in valid.items()}, "wall_seconds": time.perf_counter() - t0}
+    print(record, flush=True)
+    if export is not None:  # config, run record, results, tokenizer and the best weights: an --init-from source
+        (export / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG, INFO, RUN_RESULTS, TOKENIZER_FILE, BEST):
+            shutil.copyfile(run / name, export / name)
+    return run, record
+
+
+def finetune(pretrained: Path | None, lr: float, seed: int, with_test: bool, device: str,
+             small: bool) -> dict[str, Any]:
+    """One prom_core_all fine-tuning run (from `pretrained`, or the same encoder from scratch)."""
+    from helixlab.config import load_config
+    from helixlab.train import fit
+    from promoter import prepared
+
+    data = prepared("prom_core_all")
+    variant = "pretrained" if pretrained else "scratch"
+    run = WORK / f"prom_core_all_{variant}_lr{lr:g}_seed{seed}{'' if with_test else '_dev'}"
+    shutil.rmtree(run, ignore_errors=True)
+    over = [f"data.{k}={v!r}" for k, v in data.items()]
+    over += [f"train.epochs={1 if small else FINETUNE_EPOCHS}", f"train.lr={lr}", f"train.seed={seed}",
+             f"train.device={device!r}", "train.progress=false"]
+    over += [] if pretrained else [*SCRATCH, *(SMALL if small else [])]
+    cfg = load_config(ROOT / FINETUNE, over)
+    if not with_test:
+        cfg.data.test = None  # choosing the learning rate reads dev only
+    res = fit(cfg, run, init_from=str(pretrained) if pretrained else None)
+    test = res["splits"].get("test", {})
+    record = {"study": "promoter", "kind": "finetune", "variant": variant, "lr": lr, "seed": seed,
+              "params": res["params"], "epochs": res["epochs"], "best_epoch": res["best_epoch"],
+              "seq_per_s": res["train_seq_per_s"], "train_seconds": res["train_seconds"],
+              "valid_mcc": res["splits"]["valid"]["mcc"],
+              **{f"test_{k}": test.get(k) for k in ("accuracy", "mcc", "mcc_at_threshold", "auroc")}}
+    print(record, flush=True)
+    return record
+
+
+def promoter_study(args: Any, out: dict[str, Any]) -> None:
+    """Pretrain, choose the fine-tuning learning rate on dev, then the test runs; saved after each run."""
+    pretrained, record = pretrain_mini(args.minutes, args.device, args.small, args.export)
+    out["records"].append(record)
+    save(out, args.results)
+    probes = []
+    for lr in LRS:
+        probes.append(finetune(pretrained, lr, 0, False, args.device, args.small))
+        out["records"].append(probes[-1])
+        save(out, args.results)
+    lr = max(probes, key=lambda r: r["valid_mcc"])["lr"]
+    runs = [(pretrained, seed) for seed in SEEDS] + [(None, SEEDS[0])]
+    for source, seed in runs:
+        out["records"].append(finetune(source, lr, seed, True, args.device, args.small))
+        save(out, args.results)
+
+
 def write_summary(results: Path) -> None:
     data = json.loads(results.read_text())
+    if data["records"] and data["records"][0].get("study") == "promoter":
+        return write_promoter_summary(results, data)
     rows = ["| variant | params | minutes | stage-1 steps | epochs (best) | seq/s | stage-1 valid Pearson | "
             "two-step valid Pearson |", "|" + "---|" * 8]
     for r in data["records"]:
@@ -71,16 +163,54 @@ def write_summary(results: Path) -> None:
                  [*rows, "", f"Command: `{data['command']}`."])
 
 
+def write_promoter_summary(results: Path, data: dict[str, Any]) -> None:
+    pre = [r for r in data["records"] if r["kind"] == "pretrain"]
+    tuned = [r for r in data["records"] if r["kind"] == "finetune"]
+    rows = ["| pretraining | params | minutes | steps | epochs | seq/s | valid masked-token accuracy | "
+            "valid token loss |", "|" + "---|" * 8]
+    rows += [f"| {', '.join(r['overrides'])} | {r['params']:,} | {r['minutes']:.1f} | {r['steps'] or '—'} | "
+             f"{r['epochs']} | "
+             f"{r['seq_per_s']:,.0f} | {r['valid_mlm_accuracy']:.3f} | {r['valid_token_loss']:.2f} |" for r in pre]
+
+    def fmt(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    rows += ["", "| encoder | lr | seed | epochs (best) | train s | seq/s | dev MCC | test accuracy | test MCC | "
+             "test MCC at dev threshold | test AUROC |", "|" + "---|" * 11]
+    rows += [f"| {r['variant']} | {r['lr']:g} | {r['seed']} | {r['epochs']} ({r['best_epoch']}) | "
+             f"{r['train_seconds']:.0f} | {r['seq_per_s']:,.0f} | {r['valid_mcc']:.3f} | {fmt(r['test_accuracy'])} | "
+             f"{fmt(r['test_mcc'])} | {fmt(r['test_mcc_at_threshold'])} | {fmt(r['test_auroc'])} |" for r in tuned]
+    test = [r["test_mcc"] for r in tuned if r["variant"] == "pretrained" and r["test_mcc"] is not None]
+    if test:
+        mean = sum(test) / len(test)
+        sd = (sum((v - mean) ** 2 for v in test) / max(len(test) - 1, 1)) ** 0.5
+        rows += ["", f"Pretrained, test MCC over {len(test)} seeds: **{mean:.3f} ± {sd:.3f}**."]
+    write_report(results.with_suffix(".md"), "prom_core_all with a GPU-pretrained BERT-mini",
+                 f"`benchmarks/gpu_scale.py --study promoter`: `{PRETRAIN}` at BERT-mini size "
+                 f"({', '.join(PRETRAIN_OVERRIDES)}) for a few GPU minutes, then `{FINETUNE}` on GUE prom_core_all "
+                 f"for {FINETUNE_EPOCHS} epochs: the learning rate chosen from {', '.join(f'{v:g}' for v in LRS)} on "
+                 "dev (seed 0, test unread: the rows without test figures), then seeds scored on test once; "
+                 "`scratch` is the same encoder without pretraining.", data,
+                 [*rows, "", f"Command: `{data['command']}`."])
+
+
 def main() -> None:
-    ap = gpu_parser(__doc__, RESULTS / "gpu_scale.json")
-    ap.add_argument("--minutes", type=float, default=5.0, help="training minutes shared by the variants")
+    ap = gpu_parser(__doc__, None)
+    ap.add_argument("--study", choices=("s2", "promoter"), default="s2")
+    ap.add_argument("--minutes", type=float, default=5.0,
+                    help="training minutes shared by the S2 variants; pretraining minutes of the promoter study")
+    ap.add_argument("--export", type=Path, help="promoter study: copy the pretrained run here")
     args = ap.parse_args()
+    args.results = args.results or RESULTS / ("gpu_scale.json" if args.study == "s2" else "gpu_promoter.json")
     if args.summary:
         return write_summary(args.results)
     out = gpu_header(args)
-    for name, (overrides, share) in VARIANTS.items():
-        out["records"].append(run_variant(name, overrides, args.minutes * share, args.device, args.small))
-        save(out, args.results)
+    if args.study == "promoter":
+        promoter_study(args, out)
+    else:
+        for name, (overrides, share) in VARIANTS.items():
+            out["records"].append(run_variant(name, overrides, args.minutes * share, args.device, args.small))
+            save(out, args.results)
     write_summary(args.results)
     print(Path(args.results).with_suffix(".md").read_text())
 
