@@ -180,11 +180,16 @@ def write_promoter_summary(results: Path, data: dict[str, Any]) -> None:
     rows += [f"| {r['variant']} | {r['lr']:g} | {r['seed']} | {r['epochs']} ({r['best_epoch']}) | "
              f"{r['train_seconds']:.0f} | {r['seq_per_s']:,.0f} | {r['valid_mcc']:.3f} | {fmt(r['test_accuracy'])} | "
              f"{fmt(r['test_mcc'])} | {fmt(r['test_mcc_at_threshold'])} | {fmt(r['test_auroc'])} |" for r in tuned]
-    test = [r["test_mcc"] for r in tuned if r["variant"] == "pretrained" and r["test_mcc"] is not None]
+    notes = [f"- {r['variant']}, lr {r['lr']:g}, seed {r['seed']}, {r['epochs']} epochs: {r['note']}."
+             for r in tuned if r.get("note")]
+    rows += ["", *notes] if notes else []
+    test = [r["test_mcc"] for r in tuned if r["variant"] == "pretrained" and r["test_mcc"] is not None
+            and r["epochs"] == FINETUNE_EPOCHS]
     if test:
         mean = sum(test) / len(test)
         sd = (sum((v - mean) ** 2 for v in test) / max(len(test) - 1, 1)) ** 0.5
-        rows += ["", f"Pretrained, test MCC over {len(test)} seeds: **{mean:.3f} ± {sd:.3f}**."]
+        rows += ["", f"Pretrained, {FINETUNE_EPOCHS} epochs, test MCC over {len(test)} seeds: "
+                 f"**{mean:.3f} ± {sd:.3f}**."]
     write_report(results.with_suffix(".md"), "prom_core_all with a GPU-pretrained BERT-mini",
                  f"`benchmarks/gpu_scale.py --study promoter`: `{PRETRAIN}` at BERT-mini size "
                  f"({', '.join(PRETRAIN_OVERRIDES)}) for a few GPU minutes, then `{FINETUNE}` on GUE prom_core_all "
