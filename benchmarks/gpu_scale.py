@@ -11,7 +11,7 @@ split unread), then seeds 0-2 scored on test once, and the same encoder trained 
 pretrained run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU).
 
     .venv/bin/python benchmarks/gpu_scale.py                         # on the GPU machine, about 6 minutes
-    .venv/bin/python benchmarks/gpu_scale.py --study promoter --export $OUT/pretrain_gpu_mini   # about 8
+    .venv/bin/python benchmarks/gpu_scale.py --study promoter --minutes 4 --export DIR   # about 8-9 minutes
     .venv/bin/python benchmarks/gpu_scale.py --device cpu --minutes 0.2 --small   # a dry run on a CPU
 """
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, write_report  # noqa: E402
+from common import RESULTS, mean_sd, write_report  # noqa: E402
 from gpu_check import gpu_header, gpu_parser, save  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "gpu_scale"
@@ -100,27 +100,28 @@ def pretrain_mini(minutes: float, device: str, small: bool, export: Path | None)
     return run, record
 
 
-def finetune(pretrained: Path | None, lr: float, seed: int, with_test: bool, device: str,
-             small: bool) -> dict[str, Any]:
-    """One prom_core_all fine-tuning run (from `pretrained`, or the same encoder from scratch)."""
+def finetune(pretrained: Path | None, lr: float, seed: int, role: str, device: str, small: bool,
+             epochs: int = FINETUNE_EPOCHS) -> dict[str, Any]:
+    """One prom_core_all fine-tuning run (from `pretrained`, or the same encoder from scratch). role: 'test'
+    (scored on test), else a dev-only run ('lr_probe', 'dev_only'; the test split unread)."""
     from helixlab.config import load_config
     from helixlab.train import fit
     from promoter import prepared
 
     data = prepared("prom_core_all")
     variant = "pretrained" if pretrained else "scratch"
-    run = WORK / f"prom_core_all_{variant}_lr{lr:g}_seed{seed}{'' if with_test else '_dev'}"
+    run = WORK / f"prom_core_all_{variant}_lr{lr:g}_e{epochs}_seed{seed}_{role}"
     shutil.rmtree(run, ignore_errors=True)
     over = [f"data.{k}={v!r}" for k, v in data.items()]
-    over += [f"train.epochs={1 if small else FINETUNE_EPOCHS}", f"train.lr={lr}", f"train.seed={seed}",
+    over += [f"train.epochs={1 if small else epochs}", f"train.lr={lr}", f"train.seed={seed}",
              f"train.device={device!r}", "train.progress=false"]
     over += [] if pretrained else [*SCRATCH, *(SMALL if small else [])]
     cfg = load_config(ROOT / FINETUNE, over)
-    if not with_test:
-        cfg.data.test = None  # choosing the learning rate reads dev only
+    if role != "test":
+        cfg.data.test = None  # choosing the learning rate (or the length) reads dev only
     res = fit(cfg, run, init_from=str(pretrained) if pretrained else None)
     test = res["splits"].get("test", {})
-    record = {"study": "promoter", "kind": "finetune", "variant": variant, "lr": lr, "seed": seed,
+    record = {"study": "promoter", "kind": "finetune", "role": role, "variant": variant, "lr": lr, "seed": seed,
               "params": res["params"], "epochs": res["epochs"], "best_epoch": res["best_epoch"],
               "seq_per_s": res["train_seq_per_s"], "train_seconds": res["train_seconds"],
               "valid_mcc": res["splits"]["valid"]["mcc"],
@@ -136,13 +137,13 @@ def promoter_study(args: Any, out: dict[str, Any]) -> None:
     save(out, args.results)
     probes = []
     for lr in LRS:
-        probes.append(finetune(pretrained, lr, 0, False, args.device, args.small))
+        probes.append(finetune(pretrained, lr, 0, "lr_probe", args.device, args.small))
         out["records"].append(probes[-1])
         save(out, args.results)
     lr = max(probes, key=lambda r: r["valid_mcc"])["lr"]
     runs = [(pretrained, seed) for seed in SEEDS] + [(None, SEEDS[0])]
     for source, seed in runs:
-        out["records"].append(finetune(source, lr, seed, True, args.device, args.small))
+        out["records"].append(finetune(source, lr, seed, "test", args.device, args.small))
         save(out, args.results)
 
 
@@ -180,23 +181,24 @@ def write_promoter_summary(results: Path, data: dict[str, Any]) -> None:
     rows += [f"| {r['variant']} | {r['lr']:g} | {r['seed']} | {r['epochs']} ({r['best_epoch']}) | "
              f"{r['train_seconds']:.0f} | {r['seq_per_s']:,.0f} | {r['valid_mcc']:.3f} | {fmt(r['test_accuracy'])} | "
              f"{fmt(r['test_mcc'])} | {fmt(r['test_mcc_at_threshold'])} | {fmt(r['test_auroc'])} |" for r in tuned]
-    notes = [f"- {r['variant']}, lr {r['lr']:g}, seed {r['seed']}, {r['epochs']} epochs: {r['note']}."
-             for r in tuned if r.get("note")]
+    notes = [f"- {r['variant']}, lr {r['lr']:g}, seed {r['seed']}, {r['epochs']} epochs ({r['role']}): {r['note']}."
+             + (f" Command: `{r['command']}`." if r.get("command") else "") for r in tuned if r.get("note")]
     rows += ["", *notes] if notes else []
-    test = [r["test_mcc"] for r in tuned if r["variant"] == "pretrained" and r["test_mcc"] is not None
-            and r["epochs"] == FINETUNE_EPOCHS]
+    test = [r for r in tuned if r["variant"] == "pretrained" and r["role"] == "test"]
     if test:
-        mean = sum(test) / len(test)
-        sd = (sum((v - mean) ** 2 for v in test) / max(len(test) - 1, 1)) ** 0.5
-        rows += ["", f"Pretrained, {FINETUNE_EPOCHS} epochs, test MCC over {len(test)} seeds: "
-                 f"**{mean:.3f} ± {sd:.3f}**."]
+        epochs = ", ".join(sorted({str(r["epochs"]) for r in test}))
+        rows += ["", f"Pretrained, test MCC over {len(test)} seeds ({epochs} epochs): "
+                 f"**{mean_sd([r['test_mcc'] for r in test])}**."]
     write_report(results.with_suffix(".md"), "prom_core_all with a GPU-pretrained BERT-mini",
                  f"`benchmarks/gpu_scale.py --study promoter`: `{PRETRAIN}` at BERT-mini size "
                  f"({', '.join(PRETRAIN_OVERRIDES)}) for a few GPU minutes, then `{FINETUNE}` on GUE prom_core_all "
                  f"for {FINETUNE_EPOCHS} epochs: the learning rate chosen from {', '.join(f'{v:g}' for v in LRS)} on "
-                 "dev (seed 0, test unread: the rows without test figures), then seeds scored on test once; "
-                 "`scratch` is the same encoder without pretraining.", data,
-                 [*rows, "", f"Command: `{data['command']}`."])
+                 "dev (seed 0, role lr_probe, test unread), then seeds scored on test once (role test); `scratch` "
+                 "is the same encoder without pretraining, at the learning rate chosen for the pretrained one. "
+                 "Runs on a GPU are not bit-for-bit repeatable (the probe and the test run of one seed and learning "
+                 "rate differ a little on dev).", data,
+                 [*rows, "", f"Command: `{data['command']}`."
+                  + (f" Tree: {data['tree']}." if data.get("tree") else "")])
 
 
 def main() -> None:

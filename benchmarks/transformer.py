@@ -6,7 +6,8 @@ scored on the official test set). Pretraining: configs/pretrain_6mer_hg19.toml (
 300 bp windows of hg19 chrX 0-50 Mb) or configs/pretrain_6mer_hg19_short.toml (128 bp windows, a 20 min
 budget), each run once and shared by the variants that start from it. Variant 6mer_scratch_2lin_equal
 trains from scratch for as long as 6mer_pre128_2lin's pretraining and fine-tuning together (same seed):
-what pretraining buys at an equal total budget.
+what pretraining buys at an equal total budget. Variant 6mer_gpumini_2lin_6ep fine-tunes a BERT-mini pretrained on
+a GPU (benchmarks/gpu_scale.py --study promoter --export DIR; copy DIR to benchmarks/work/runs/pretrain_gpu_mini).
 
     .venv/bin/python benchmarks/transformer.py                  # everything, seed 0
     .venv/bin/python benchmarks/transformer.py --datasets prom_core_all --variants 6mer_pre_2lin
@@ -62,7 +63,7 @@ EQUAL_BUDGET = {"6mer_scratch_2lin_equal": "6mer_pre128_2lin"}  # variant -> the
 BUDGET = {"6mer_pre128_2lin_10min": "10min"}
 # CPU budget per fine-tuning run: epochs per data set (prom_300_all ~10 min per epoch for BERT-tiny here)
 EPOCHS = {"prom_300_all": 1, "prom_core_all": 2, "prom_300_tata": 3}
-DEFAULT_RUNS = [("prom_300_all", v) for v in VARIANTS if v != "6mer_scratch_1lin"] + \
+DEFAULT_RUNS = [("prom_300_all", v) for v in VARIANTS if v not in ("6mer_scratch_1lin", "6mer_gpumini_2lin_6ep")] + \
     [("prom_core_all", "6mer_pre_2lin"), ("prom_core_all", "6mer_scratch_2lin")]
 OUT_JSON = RESULTS / "transformer.json"
 OUT_MD = RESULTS / "transformer.md"
@@ -153,6 +154,9 @@ def write_summary() -> None:
                   + (f" ({hidden:.3f} on the tokens hidden from the model)" if hidden is not None else "")
                   + f", token loss {p['valid_token_loss']:.3f} (perplexity {p['valid_perplexity']:.0f} over 4,101 "
                   "tokens).", ""]
+    if any(r.get("pretrain_recipe") in EXTERNAL for r in records):
+        lines += [f"Variants pretrained by `{GPU_MINI}` ran that pretraining on a GPU: their pretrain_seconds are "
+                  "GPU seconds (an H200; benchmarks/results/gpu_promoter.md).", ""]
     if pre:
         lines += ["BERT masking leaves 10 % of the chosen tokens unchanged, so copying the input alone scores a "
                   "masked-token accuracy of about 0.10; the accuracy on hidden tokens has no such floor (the most "
