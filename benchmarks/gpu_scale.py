@@ -8,7 +8,8 @@ Validation Pearson only (the test split is not read: these are not recipes).
 configs/pretrain_6mer_hg19_short.toml at BERT-mini size for a few GPU minutes, then fine-tuning on GUE
 prom_core_all (configs/s1_dnabert_2linear.toml, 3 epochs): the learning rate chosen on dev (seed 0, the test
 split unread), then seeds 0-2 scored on test once, and the same encoder trained from scratch (seed 0). The
-pretrained run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU).
+pretrained run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU). The same
+settings as recipes: configs/pretrain_6mer_hg19_mini.toml and (6 epochs) configs/promoter_core_bert_mini.toml.
 
     .venv/bin/python benchmarks/gpu_scale.py                         # on the GPU machine, about 6 minutes
     .venv/bin/python benchmarks/gpu_scale.py --study promoter --minutes 4 --export DIR   # about 8-9 minutes
