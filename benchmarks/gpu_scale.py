@@ -4,12 +4,11 @@
 from scratch, two steps) for a few GPU minutes, where the minutes buy many more steps, and a larger encoder.
 Validation Pearson only (the test split is not read: these are not recipes).
 
---study promoter (results gpu_promoter.{json,md}): the 6-mer MLM pretraining of
-configs/pretrain_6mer_hg19_short.toml at BERT-mini size for a few GPU minutes, then fine-tuning on GUE
-prom_core_all (configs/s1_dnabert_2linear.toml, 3 epochs): the learning rate chosen on dev (seed 0, the test
-split unread), then seeds 0-2 scored on test once, and the same encoder trained from scratch (seed 0). The
-pretrained run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU). The same
-settings as recipes: configs/pretrain_6mer_hg19_mini.toml and (6 epochs) configs/promoter_core_bert_mini.toml.
+--study promoter (results gpu_promoter.{json,md}): the 6-mer BERT-mini MLM pretraining of
+configs/pretrain_6mer_hg19_mini.toml for a few GPU minutes, then fine-tuning on GUE prom_core_all
+(configs/promoter_core_bert_mini.toml for 3 epochs): the learning rate chosen on dev (seed 0, the test split
+unread), then seeds 0-2 scored on test once, and the same encoder trained from scratch (seed 0). The pretrained
+run is copied to --export, to be fine-tuned elsewhere (benchmarks/transformer.py, on the CPU).
 
     .venv/bin/python benchmarks/gpu_scale.py                         # on the GPU machine, about 6 minutes
     .venv/bin/python benchmarks/gpu_scale.py --study promoter --minutes 4 --export DIR   # about 8-9 minutes
@@ -41,13 +40,9 @@ VARIANTS: dict[str, tuple[list[str], float]] = {
 }
 
 
-# the promoter study: pretraining (BERT-mini at a GPU batch), fine-tuning epochs, learning rates tried on dev
-PRETRAIN = "configs/pretrain_6mer_hg19_short.toml"
-PRETRAIN_OVERRIDES = ["model.params.size='mini'", "train.batch_size=256", "train.lr=5e-4"]
-FINETUNE = "configs/s1_dnabert_2linear.toml"
+# the promoter study: its two recipes, fine-tuning epochs, learning rates tried on dev
+PRETRAIN, FINETUNE = "configs/pretrain_6mer_hg19_mini.toml", "configs/promoter_core_bert_mini.toml"
 FINETUNE_EPOCHS, LRS, SEEDS = 3, (5e-4, 2e-4), (0, 1, 2)
-# the scratch encoder: the pretrained one's options (init_from adopts them for the pretrained runs)
-SCRATCH = ["model.params.size='mini'", "model.params.compose_bases=true", "model.params.position_init='sinusoidal'"]
 SMALL = ["model.params.layers=1", "model.params.hidden=32", "model.params.heads=2", "model.params.intermediate=32"]
 
 
@@ -84,12 +79,12 @@ def pretrain_mini(minutes: float, device: str, small: bool, export: Path | None)
 
     run = WORK / "pretrain_mini"
     shutil.rmtree(run, ignore_errors=True)
-    over = [*PRETRAIN_OVERRIDES, f"train.budget='{minutes * 60:.0f}s'", f"train.device={device!r}",
-            "train.progress=false", "train.checkpoint_every=2000", *(SMALL if small else [])]
+    over = [f"train.budget='{minutes * 60:.0f}s'", f"train.device={device!r}", "train.progress=false",
+            *(SMALL if small else [])]
     t0 = time.perf_counter()
     res = fit(load_config(ROOT / PRETRAIN, over), run)
     valid = res["splits"]["valid"]
-    record = {"study": "promoter", "kind": "pretrain", "overrides": PRETRAIN_OVERRIDES, "minutes": minutes,
+    record = {"study": "promoter", "kind": "pretrain", "recipe": PRETRAIN, "minutes": minutes,
               "params": res["params"], "steps": res.get("budget_steps"), "epochs": res["epochs"],
               "seq_per_s": res["train_seq_per_s"], "train_seconds": res["train_seconds"],
               **{f"valid_{k}": v for k, v in valid.items()}, "wall_seconds": time.perf_counter() - t0}
@@ -116,7 +111,7 @@ def finetune(pretrained: Path | None, lr: float, seed: int, role: str, device: s
     over = [f"data.{k}={v!r}" for k, v in data.items()]
     over += [f"train.epochs={1 if small else epochs}", f"train.lr={lr}", f"train.seed={seed}",
              f"train.device={device!r}", "train.progress=false"]
-    over += [] if pretrained else [*SCRATCH, *(SMALL if small else [])]
+    over += SMALL if small and not pretrained else []  # a pretrained encoder's size comes with it
     cfg = load_config(ROOT / FINETUNE, over)
     if role != "test":
         cfg.data.test = None  # choosing the learning rate (or the length) reads dev only
@@ -170,9 +165,9 @@ def write_promoter_summary(results: Path, data: dict[str, Any]) -> None:
     tuned = [r for r in data["records"] if r["kind"] == "finetune"]
     rows = ["| pretraining | params | minutes | steps | epochs | seq/s | valid masked-token accuracy | "
             "valid token loss |", "|" + "---|" * 8]
-    rows += [f"| {', '.join(r['overrides'])} | {r['params']:,} | {r['minutes']:.1f} | {r['steps'] or '—'} | "
-             f"{r['epochs']} | "
-             f"{r['seq_per_s']:,.0f} | {r['valid_mlm_accuracy']:.3f} | {r['valid_token_loss']:.2f} |" for r in pre]
+    rows += [f"| {' + '.join([r['recipe'], *r.get('overrides', [])])} | {r['params']:,} | {r['minutes']:.1f} | "
+             f"{r['steps'] or '—'} | {r['epochs']} | {r['seq_per_s']:,.0f} | {r['valid_mlm_accuracy']:.3f} | "
+             f"{r['valid_token_loss']:.2f} |" for r in pre]
 
     def fmt(v: Any) -> str:
         return "—" if v is None else f"{v:.3f}"
@@ -191,15 +186,16 @@ def write_promoter_summary(results: Path, data: dict[str, Any]) -> None:
         rows += ["", f"Pretrained, test MCC over {len(test)} seeds ({epochs} epochs): "
                  f"**{mean_sd([r['test_mcc'] for r in test])}**."]
     write_report(results.with_suffix(".md"), "prom_core_all with a GPU-pretrained BERT-mini",
-                 f"`benchmarks/gpu_scale.py --study promoter`: `{PRETRAIN}` at BERT-mini size "
-                 f"({', '.join(PRETRAIN_OVERRIDES)}) for a few GPU minutes, then `{FINETUNE}` on GUE prom_core_all "
+                 f"`benchmarks/gpu_scale.py --study promoter`: `{PRETRAIN}` for a few GPU minutes, then "
+                 f"`{FINETUNE}` on GUE prom_core_all "
                  f"for {FINETUNE_EPOCHS} epochs: the learning rate chosen from {', '.join(f'{v:g}' for v in LRS)} on "
                  "dev (seed 0, role lr_probe, test unread), then seeds scored on test once (role test); `scratch` "
                  "is the same encoder without pretraining, at the learning rate chosen for the pretrained one. "
                  "Runs on a GPU are not bit-for-bit repeatable (the probe and the test run of one seed and learning "
                  "rate differ a little on dev).", data,
                  [*rows, "", f"Command: `{data['command']}`."
-                  + (f" Tree: {data['tree']}." if data.get("tree") else "")])
+                  + (f" Tree: {data['tree']}." if data.get("tree") else "")
+                  + (f" {data['note']}" if data.get("note") else "")])
 
 
 def main() -> None:
