@@ -69,3 +69,41 @@ def test_background_samples_genome_windows_with_motif(tmp_path, capsys):
     rows = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert len(rows) == 40 and all(len(r) == 50 and "N" not in r and r in seq for r in rows)
     assert sum(any(r[i : i + 4] == "TATA" for i in (10, 11, 12)) for r in rows) >= 20
+
+
+def test_window_of_a_longer_frame_randomises_whole_frame_chunks():
+    # GUE prom_core: 70 bp windows at 216 of 300 bp negatives cut into 15 bp chunks, the last chunk always kept
+    x = np.zeros((400, 70), dtype=np.uint8)  # all A: randomised bases stand out (3 in 4 of them)
+    y = chunk_shuffle(x, np.random.default_rng(2), mode="random", frame=300, offset=216, keep_last=True)
+    edges = [0, 9, 24, 39, 54, 69, 70]  # frame chunk edges 225, 240, 255, 270, 285 inside the window
+    pieces = [(y[:, a:b] != 0).any(1) for a, b in zip(edges, edges[1:])]
+    assert not pieces[-1].any()  # base 285 lies in the kept last chunk
+    changed = np.stack(pieces[:-1], 1)
+    assert 0.5 < changed.mean() < 0.7  # 12 of the 19 choosable chunks: 0.63, less the chance all stay A
+    for a, b in zip(edges[:-2], edges[1:-1]):  # a chunk is randomised whole: its bases change independently
+        block = y[:, a:b] != 0
+        touched = block.any(1)
+        assert block[touched].mean() == pytest.approx(0.75, abs=0.05)
+
+
+def test_keep_last_never_chooses_the_last_chunk():
+    x = np.zeros((300, 300), dtype=np.uint8)
+    y = chunk_shuffle(x, np.random.default_rng(0), mode="random", keep_last=True).reshape(300, 20, 15)
+    changed = (y != 0).any(2)
+    assert not changed[:, 19].any() and changed[:, :19].sum(1).max() == 12
+
+
+def test_negatives_cli_rejects_bad_frames(tmp_path, capsys):
+    pos = write_csv(tmp_path / "pos.csv", [(s, 1) for s, _ in motif_rows(10, 70, 0)])
+    assert main(["negatives", str(pos), "-o", str(tmp_path / "a.csv"), "--frame", "300", "--offset", "216"]) != 0
+    assert "needs mode 'random'" in capsys.readouterr().err
+    assert main(["negatives", str(pos), "-o", str(tmp_path / "b.csv"), "--offset", "5"]) != 0
+    assert "--offset needs --frame" in capsys.readouterr().err
+    assert main(["negatives", str(pos), "-o", str(tmp_path / "c.csv"), "--mode", "random", "--frame", "200",
+                 "--offset", "216"]) != 0
+    assert "cannot cut a 200 bp frame" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("a.csv", "b.csv", "c.csv"))
+    assert main(["negatives", str(pos), "-o", str(tmp_path / "d.csv"), "--mode", "random", "--frame", "300",
+                 "--offset", "216", "--keep-last"]) == 0
+    rows = (tmp_path / "d.csv").read_text().splitlines()[1:]
+    assert len(rows) == 10 and all(len(r.split(",")[0]) == 70 and r.endswith(",0") for r in rows)

@@ -54,3 +54,30 @@ def test_pretrain_on_hg19_windows_then_fine_tune_on_gue_cli(shared_data, tmp_pat
     assert json.loads((tmp_path / "m.json").read_text())["auroc"] > 0.6  # one short epoch: ranks, not yet calibrated
     assert main(["predict", str(ft), str(core / "test.csv.gz"), "-o", str(tmp_path / "p.csv")]) == 0
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 5921
+
+
+def test_framed_negatives_match_gue_prom_core_negatives(shared_data, tmp_path):
+    """GUE prom_core negatives are bases 216-286 of 300 bp negatives with the last chunk kept; ours too."""
+    core = shared_data / "promoter_gue_human/prom_core_all"
+    train = Shard.open(prepare([core / "train.csv.gz"], tmp_path / "train", progress=False))
+    x, y = np.asarray(train.seqs), np.asarray(train.labels)[:, 0]
+    positives = x[y == 1]
+    ours = chunk_shuffle(positives[:300], np.random.default_rng(0), mode="random", frame=300, offset=216,
+                         keep_last=True)
+
+    def switch_profile(negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masks = []
+        for row in negatives:
+            same = positives == row
+            best = same.sum(1).argmax()
+            if same[best].sum() >= 44:  # its source positive is in the train split
+                masks.append(same[best])
+        m = np.array(masks)
+        return (m[:, :-1] != m[:, 1:]).mean(0), m[:, -1]
+
+    edges = [8, 23, 38, 53]  # a switch between base i and i + 1 at the frame's chunk edges
+    for negatives in (x[y == 0][:300], ours):
+        switches, last = switch_profile(negatives)
+        inner = np.delete(switches, edges + [68])
+        assert switches[edges].min() > 2 * inner.mean()
+        assert last.all()

@@ -128,12 +128,20 @@ def negatives(
     shuffled: Annotated[int, typer.Option(help="chunks shuffled per sequence")] = 12,
     mode: Annotated[str, typer.Option(help="shuffle: permute the chosen chunks; random: replace them by random "
                                            "bases (what the GUE prom_300 negatives contain)")] = "shuffle",
+    frame: Annotated[Optional[int], typer.Option(help="the positives are windows of a sequence this long that the "
+                                                      "chunks cut (random mode; GUE prom_core: 300)")] = None,
+    offset: Annotated[int, typer.Option(help="where the window starts in --frame (GUE prom_core: 216)")] = 0,
+    keep_last: Annotated[bool, typer.Option(help="never choose the last chunk (GUE's negatives all keep it)")] = False,
     include_positives: Annotated[bool, typer.Option(help="also write the positives (label 1)")] = False,
 ) -> None:
     """Make negatives from positives the GUE/DeePromoter way (12 of 20 chunks shuffled or randomised)."""
     from helixlab.data.negatives import write_negatives
 
+    if offset and frame is None:
+        raise HelixError("--offset needs --frame (the length of the sequence the window was cut from)",
+                         record="--offset")
     n_in, n_out = write_negatives(positives, out, seed=seed, n_chunks=chunks, n_shuffled=shuffled, mode=mode,
+                                  frame=frame, offset=offset, keep_last=keep_last,
                                   include_positives=include_positives)
     typer.echo(f"read {n_in:,} positives, wrote {n_out:,} rows to {out}")
 

@@ -8,6 +8,11 @@ Two ways to fill the 12 chosen places:
                   GUE prom_300_* dev/test negatives contain: checked on 1,500 of them, the 8 kept
                   chunks match an EPDnew positive in place and the 12 others are not chunks of that
                   positive, with base frequencies 0.249/0.251/0.250/0.250 and CG at 1/16.
+
+GUE prom_core_* (70 bp) negatives are bases 216-286 of such 300 bp negatives: checked on 369 train negatives
+whose source positive is in the set, the kept/random runs switch at bases 9, 24, 39, 54 and 69, the 15 bp
+chunk edges of a 300 bp frame (`frame=300, offset=216`, random mode), and the last base (in the always kept
+last chunk: `keep_last`) matches in every one.
 """
 
 from __future__ import annotations
@@ -26,20 +31,54 @@ from helixlab.seq import alphabet
 MODES = ("shuffle", "random")
 
 
+def chunk_ids(length: int, n_chunks: int = 20, frame: int | None = None, offset: int = 0) -> np.ndarray:
+    """(length,) chunk index of each position, -1 where no chunk covers it.
+
+    The chunks cut a `frame`-long sequence (default: `length`) into n_chunks of frame // n_chunks bases (a tail
+    of frame % n_chunks bases belongs to none); the sequence is the window [offset, offset + length) of it. GUE
+    prom_core_* (70 bp) negatives are such a window: bases 216-286 of a 300 bp negative cut into 20 chunks of 15.
+    """
+    frame = length if frame is None else frame
+    size = frame // n_chunks
+    if size < 1 or offset < 0 or offset + length > frame:
+        raise ValueError(f"cannot cut a {frame} bp frame into {n_chunks} chunks with a {length} bp window at "
+                         f"offset {offset}")
+    ids = (offset + np.arange(length)) // size
+    return np.where(ids < n_chunks, ids, -1)
+
+
 def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 20, n_shuffled: int = 12,
-                  mode: str = "shuffle") -> np.ndarray:
+                  mode: str = "shuffle", frame: int | None = None, offset: int = 0,
+                  keep_last: bool = False) -> np.ndarray:
     """codes: (N, L) uint8 -> (N, L) with `n_shuffled` of `n_chunks` chunks permuted (or randomised) per row.
 
-    L need not be a multiple of n_chunks: the last L % n_chunks bases stay in place.
+    keep_last: choose among the first n_chunks - 1 chunks only, so the last one always stays, as in GUE's
+    negatives (checked on 528 prom_300_all dev negatives: the last 15 bp chunk is kept in every one).
+
+    L need not be a multiple of n_chunks: the last L % n_chunks bases stay in place. With `frame` and `offset`
+    (chunk_ids) the rows are windows of longer sequences; only mode="random" applies there, as chunks
+    partly outside the window cannot be moved.
     """
     n, length = codes.shape
-    size = length // n_chunks
-    if size < 1 or not 2 <= n_shuffled <= n_chunks:
-        raise ValueError(f"cannot cut length {length} into {n_chunks} chunks and shuffle {n_shuffled}")
-    body = codes[:, : size * n_chunks].reshape(n, n_chunks, size)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    chosen = np.argsort(rng.random((n, n_chunks)), axis=1)[:, :n_shuffled]
+    pool = n_chunks - 1 if keep_last else n_chunks
+    if not 2 <= n_shuffled <= pool:
+        raise ValueError(f"cannot shuffle {n_shuffled} of {pool} chunks")
+    if frame is not None and frame != length and mode != "random":
+        raise ValueError(f"a {frame} bp frame around {length} bp sequences needs mode 'random'")
+    chosen = np.argsort(rng.random((n, pool)), axis=1)[:, :n_shuffled]
+    if frame is not None:  # a window of a longer frame: random mode, position by position
+        hit = np.zeros((n, n_chunks + 1), dtype=bool)  # the last column: positions in no chunk
+        np.put_along_axis(hit, chosen, True, axis=1)
+        replace = hit[:, chunk_ids(length, n_chunks, frame, offset)]
+        out = codes.copy()
+        out[replace] = rng.integers(0, 4, size=int(replace.sum()), dtype=np.uint8)
+        return out
+    size = length // n_chunks
+    if size < 1:
+        raise ValueError(f"cannot cut length {length} into {n_chunks} chunks")
+    body = codes[:, : size * n_chunks].reshape(n, n_chunks, size)
     rows = np.arange(n)[:, None]
     out = body.copy()
     if mode == "shuffle":
@@ -51,8 +90,9 @@ def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 2
 
 
 def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLike[str], *, seed: int = 0,
-                    n_chunks: int = 20, n_shuffled: int = 12, mode: str = "shuffle",
-                    include_positives: bool = False, overwrite: bool = False) -> tuple[int, int]:
+                    n_chunks: int = 20, n_shuffled: int = 12, mode: str = "shuffle", frame: int | None = None,
+                    offset: int = 0, keep_last: bool = False, include_positives: bool = False,
+                    overwrite: bool = False) -> tuple[int, int]:
     """Write `sequence,label` rows (negatives label 0; with include_positives the positives too, label 1).
 
     Returns (positives read, rows written). The output appears only when complete.
@@ -74,7 +114,7 @@ def write_negatives(positives: str | os.PathLike[str], out_csv: str | os.PathLik
                                      record=f"line {chunk.lines[ragged[0]]}")
                 matrix = codes.reshape(-1, length)
                 try:
-                    shuffled = chunk_shuffle(matrix, rng, n_chunks, n_shuffled, mode)
+                    shuffled = chunk_shuffle(matrix, rng, n_chunks, n_shuffled, mode, frame, offset, keep_last)
                 except ValueError as exc:
                     raise HelixError(str(exc), path=str(positives)) from None
                 rows = []
