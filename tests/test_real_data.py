@@ -81,3 +81,21 @@ def test_framed_negatives_match_gue_prom_core_negatives(shared_data, tmp_path):
         inner = np.delete(switches, edges + [68])
         assert switches[edges].min() > 2 * inner.mean()
         assert last.all()
+
+
+def test_gue_prom_300_negatives_keep_their_last_chunk(shared_data, tmp_path):
+    gue = shared_data / "promoter_gue_human/prom_300_all"
+    dev = Shard.open(prepare([gue / "dev.csv.gz"], tmp_path / "dev", progress=False))
+    pos = Shard.open(prepare([gue / "train_positives_reconstructed.csv.gz"], tmp_path / "pos", progress=False))
+    x, y = np.asarray(dev.seqs), np.asarray(dev.labels)[:, 0]
+    positives = np.concatenate([x[y == 1], np.asarray(pos.seqs)])
+    kept = []
+    for row in x[y == 0][:200]:
+        same = (positives == row).reshape(len(positives), 20, 15).all(2)
+        best = same.sum(1).argmax()
+        if same[best].sum() == 8:  # its source positive is in the data: 8 chunks in place
+            kept.append(same[best])
+    kept_chunks = np.array(kept)
+    assert len(kept_chunks) > 100 and kept_chunks[:, 19].all() and kept_chunks[:, :19].mean() < 0.5
+    ours = chunk_shuffle(positives[:500], np.random.default_rng(0), mode="random", keep_last=True)
+    assert ((ours == positives[:500]).reshape(500, 20, 15).all(2)[:, 19]).all()
