@@ -27,13 +27,19 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 HELIXLAB_DATA ?= ../shared/data
-promoter-data: data/prom_300_all_train.csv
+promoter-data: data/prom_300_all_train.csv data/prom_300_all_train_kl.csv
 
 # GUE prom_300_all train: reconstructed positives + one negative each (12 of 20 chunks random, as in GUE)
 data/prom_300_all_train.csv: $(STAMP)
 	mkdir -p data
 	$(VENV)/bin/helixlab negatives $(HELIXLAB_DATA)/promoter_gue_human/prom_300_all/train_positives_reconstructed.csv.gz \
 		-o $@ --mode random --include-positives --seed 0
+
+# the same with the last chunk never chosen, as in GUE's negatives (configs/promoter_300_flatten_kl.toml)
+data/prom_300_all_train_kl.csv: $(STAMP)
+	mkdir -p data
+	$(VENV)/bin/helixlab negatives $(HELIXLAB_DATA)/promoter_gue_human/prom_300_all/train_positives_reconstructed.csv.gz \
+		-o $@ --mode random --include-positives --seed 0 --keep-last
 
 # bench-NAME runs benchmarks/NAME.py (a dash in NAME is an underscore in the file name)
 $(BENCHES): bench-%: $(STAMP)

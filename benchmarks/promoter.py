@@ -2,7 +2,8 @@
 
 Protocol (see README): prom_300_all: train = reconstructed train positives + negatives made with
 `helixlab negatives --mode random --seed 0` (12 of 20 chunks replaced by random bases, which is what
-the GUE dev/test negatives contain), valid = official dev, test = official test. prom_core_all and
+the GUE dev/test negatives contain; with --keep-last for recipes that train on prom_300_all_train_kl.csv),
+valid = official dev, test = official test. prom_core_all and
 prom_300_tata: the official train/dev/test. The best checkpoint (valid AUROC) is scored on test.
 
     .venv/bin/python benchmarks/promoter.py                     # everything, 3 seeds
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +38,11 @@ RECIPES = {
     "budget": "configs/promoter_budget.toml",
     "flatten": "configs/promoter_flatten.toml",
     "flatten_300": "configs/promoter_300_flatten.toml",
+    "flatten_300_kl": "configs/promoter_300_flatten_kl.toml",
 }
+# prom_300_all train files a recipe may name (data.train, as `make promoter-data` writes them) -> how
+# `helixlab negatives` makes them from the reconstructed positives
+PROM_300_TRAIN = {"prom_300_all_train.csv": {}, "prom_300_all_train_kl.csv": {"keep_last": True}}
 DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
 WORK = ROOT / "benchmarks" / "work"
 OUT_JSON = RESULTS / "promoter.json"
@@ -46,28 +52,36 @@ COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "mcc_at_threshold", "
 ENSEMBLE_COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "mcc_at_threshold", "auroc", "params")
 
 
-def data_paths(dataset: str) -> dict[str, str]:
+def train_file(recipe: str) -> str:
+    """The prom_300_all train file `recipe` names (one of PROM_300_TRAIN; the first for recipes of other data)."""
+    name = Path(tomllib.loads((ROOT / recipe).read_text())["data"]["train"]).name
+    return name if name in PROM_300_TRAIN else next(iter(PROM_300_TRAIN))
+
+
+def data_paths(dataset: str, train_name: str = "prom_300_all_train.csv") -> dict[str, str]:
     gue = data_root() / "promoter_gue_human" / dataset
     if dataset == "prom_300_all":
-        train = WORK / "data" / "prom_300_all_train.csv"
+        train = WORK / "data" / train_name
         if not train.exists():
             from helixlab.data.negatives import write_negatives
 
             train.parent.mkdir(parents=True, exist_ok=True)
             write_negatives(gue / "train_positives_reconstructed.csv.gz", train, seed=0, mode="random",
-                            include_positives=True)
+                            include_positives=True, **PROM_300_TRAIN[train_name])
         return {"train": str(train), "valid": str(gue / "dev.csv.gz"), "test": str(gue / "test.csv.gz")}
     return {split: str(gue / f"{name}.csv.gz") for split, name in
             (("train", "train"), ("valid", "dev"), ("test", "test"))}
 
 
-def prepared(dataset: str) -> dict[str, str]:
-    """Prepare each split once and share it between runs."""
+def prepared(dataset: str, train_name: str = "prom_300_all_train.csv") -> dict[str, str]:
+    """Prepare each split once and share it between runs (prom_300_all: one train per train file)."""
     from helixlab.data.shards import prepare
 
     out = {}
-    for split, path in data_paths(dataset).items():
+    for split, path in data_paths(dataset, train_name).items():
         d = WORK / "prepared" / dataset / split
+        if split == "train" and dataset == "prom_300_all" and train_name != "prom_300_all_train.csv":
+            d = WORK / "prepared" / dataset / Path(train_name).stem
         if not (d / "meta.json").exists():
             prepare([path], d, overwrite=True, unique_ids=False, progress=False)
         out[split] = str(d)
@@ -88,7 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     WORK, OUT_JSON, OUT_MD = args.work, args.results, args.results.with_suffix(".md")
     env = environment()
-    paths = {d: prepared(d) for d in args.datasets}
+    paths = {(d, m): prepared(d, train_file(RECIPES[m])) for d in args.datasets for m in args.models}
     # seed-major order: an early stop of the benchmark still leaves every recipe measured
     for seed in args.seeds:
         for dataset in args.datasets:
@@ -98,7 +112,7 @@ def main() -> None:
                 if (dataset, model, seed) in done:
                     continue
                 run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
-                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset].items()]
+                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset, model].items()]
                 overrides += [f"train.seed={seed}", "train.progress=false", *args.overrides]
                 fit_and_record(ROOT / RECIPES[model], overrides, run_dir, OUT_JSON, f"{dataset} {model} seed {seed}",
                                {"dataset": dataset, "model": model, "recipe": RECIPES[model], "seed": seed}, env)
