@@ -94,7 +94,7 @@ def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
             **{k: test[k] for k in CLASSIFICATION}, "valid_accuracy": res["splits"]["valid"]["accuracy"],
             "mcc_at_threshold": test.get("mcc_at_threshold"), "threshold": res.get("threshold"),
             "budget_steps": res.get("budget_steps"), "budget_probe_steps": res.get("budget_probe_steps"),
-            "precision": res.get("precision"),
+            "train_precision": res.get("precision"),
             **provenance(env)}
 
 
