@@ -107,3 +107,10 @@ def test_negatives_cli_rejects_bad_frames(tmp_path, capsys):
                  "--offset", "216", "--keep-last"]) == 0
     rows = (tmp_path / "d.csv").read_text().splitlines()[1:]
     assert len(rows) == 10 and all(len(r.split(",")[0]) == 70 and r.endswith(",0") for r in rows)
+
+
+def test_a_frame_the_size_of_the_sequence_changes_nothing():
+    x = np.random.default_rng(0).integers(0, 4, size=(20, 300), dtype=np.uint8)
+    for mode in ("shuffle", "random"):
+        a = chunk_shuffle(x, np.random.default_rng(5), mode=mode)
+        assert np.array_equal(a, chunk_shuffle(x, np.random.default_rng(5), mode=mode, frame=300))

@@ -65,7 +65,9 @@ def chunk_shuffle(codes: np.ndarray, rng: np.random.Generator, n_chunks: int = 2
     pool = n_chunks - 1 if keep_last else n_chunks
     if not 2 <= n_shuffled <= pool:
         raise ValueError(f"cannot shuffle {n_shuffled} of {pool} chunks")
-    if frame is not None and frame != length and mode != "random":
+    if frame is not None and (frame, offset) == (length, 0):
+        frame = None  # the rows are the whole frame: whole chunks, either mode
+    if frame is not None and mode != "random":
         raise ValueError(f"a {frame} bp frame around {length} bp sequences needs mode 'random'")
     chosen = np.argsort(rng.random((n, pool)), axis=1)[:, :n_shuffled]
     if frame is not None:  # a window of a longer frame: random mode, position by position
