@@ -43,6 +43,7 @@ RECIPES = {
 # prom_300_all train files a recipe may name (data.train, as `make promoter-data` writes them) -> how
 # `helixlab negatives` makes them from the reconstructed positives
 PROM_300_TRAIN = {"prom_300_all_train.csv": {}, "prom_300_all_train_kl.csv": {"keep_last": True}}
+DEFAULT_TRAIN = "prom_300_all_train.csv"
 DATASETS = ("prom_300_all", "prom_core_all", "prom_300_tata")
 WORK = ROOT / "benchmarks" / "work"
 OUT_JSON = RESULTS / "promoter.json"
@@ -55,10 +56,10 @@ ENSEMBLE_COLUMNS = ("accuracy", "precision", "recall", "f1", "mcc", "mcc_at_thre
 def train_file(recipe: str) -> str:
     """The prom_300_all train file `recipe` names (one of PROM_300_TRAIN; the first for recipes of other data)."""
     name = Path(tomllib.loads((ROOT / recipe).read_text())["data"]["train"]).name
-    return name if name in PROM_300_TRAIN else next(iter(PROM_300_TRAIN))
+    return name if name in PROM_300_TRAIN else DEFAULT_TRAIN
 
 
-def data_paths(dataset: str, train_name: str = "prom_300_all_train.csv") -> dict[str, str]:
+def data_paths(dataset: str, train_name: str = DEFAULT_TRAIN) -> dict[str, str]:
     gue = data_root() / "promoter_gue_human" / dataset
     if dataset == "prom_300_all":
         train = WORK / "data" / train_name
@@ -73,14 +74,14 @@ def data_paths(dataset: str, train_name: str = "prom_300_all_train.csv") -> dict
             (("train", "train"), ("valid", "dev"), ("test", "test"))}
 
 
-def prepared(dataset: str, train_name: str = "prom_300_all_train.csv") -> dict[str, str]:
+def prepared(dataset: str, train_name: str = DEFAULT_TRAIN) -> dict[str, str]:
     """Prepare each split once and share it between runs (prom_300_all: one train per train file)."""
     from helixlab.data.shards import prepare
 
     out = {}
     for split, path in data_paths(dataset, train_name).items():
         d = WORK / "prepared" / dataset / split
-        if split == "train" and dataset == "prom_300_all" and train_name != "prom_300_all_train.csv":
+        if split == "train" and dataset == "prom_300_all" and train_name != DEFAULT_TRAIN:
             d = WORK / "prepared" / dataset / Path(train_name).stem
         if not (d / "meta.json").exists():
             prepare([path], d, overwrite=True, unique_ids=False, progress=False)

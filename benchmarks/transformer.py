@@ -121,9 +121,12 @@ def main() -> None:
                 continue
             recipe, extra, pre_recipe, tokenizer, head_layers = VARIANTS[variant]
             pre_dir, pre_seconds = pretrain(pre_recipe, env, args.pretrain_set) if pre_recipe else (None, 0.0)
-            length = [f"train.budget='{BUDGET[variant]}'"] if variant in BUDGET else [f"train.epochs={EPOCHS[dataset]}"]
             if variant in OWN_LENGTH:
                 length = []
+            elif variant in BUDGET:
+                length = [f"train.budget='{BUDGET[variant]}'"]
+            else:
+                length = [f"train.epochs={EPOCHS[dataset]}"]
             if variant in EQUAL_BUDGET:  # run after the pretrained variant it matches (an error otherwise)
                 matched = done[(dataset, EQUAL_BUDGET[variant], seed)]
                 length = [f"train.budget='{matched['pretrain_seconds'] + matched['train_seconds']:.0f}s'"]
