@@ -81,7 +81,7 @@ def record_of(res: dict[str, Any], run_dir: Path, test: DreamTest, fields: dict[
     return {**fields, "params": res["params"], "epochs": res["epochs"], "best_epoch": res["best_epoch"],
             "train_seconds": res["train_seconds"], "train_seq_per_s": res["train_seq_per_s"],
             "pearson": t["pearson"], "spearman": t["spearman"], "valid_pearson": res["splits"]["valid"]["pearson"],
-            "precision": res.get("precision"), "budget_steps": res.get("budget_steps"),
+            "train_precision": res.get("precision"), "budget_steps": res.get("budget_steps"),
             "budget_probe_steps": res.get("budget_probe_steps"),
             **score_fields(run_dir, test), **provenance(env)}
 
