@@ -1,5 +1,5 @@
-"""Training-only regularisers: label smoothing (task.label_smoothing) and shift augmentation
-(train.shift_augment)."""
+"""Training-only regularisers: label smoothing (task.label_smoothing), shift augmentation
+(train.shift_augment) and base masking (train.mask_augment)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from helixlab.config import config_from_dict
-from helixlab.data.batches import shift_augment
+from helixlab.data.batches import mask_augment, shift_augment
 from helixlab.errors import HelixError
 from helixlab.seq.alphabet import N_CODE
 from helixlab.tasks import TaskConfig, make_task
@@ -46,6 +46,17 @@ def test_shift_moves_each_row_by_its_own_offset_and_fills_with_n():
     assert not torch.equal(out, shift_augment(x, 3, seed=5, epoch=2, batch=8))
 
 
+def test_mask_hides_about_the_fraction_asked_and_moves_nothing():
+    x = torch.randint(0, 4, (256, 70), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    out = mask_augment(x, 0.1, seed=5, epoch=2, batch=7)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    hidden = out != x
+    assert bool((out[hidden] == N_CODE).all())  # every change is an N, in place
+    assert 0.08 < hidden.float().mean().item() < 0.12
+    assert torch.equal(out, mask_augment(x, 0.1, seed=5, epoch=2, batch=7))  # a function of the key only
+    assert not torch.equal(out, mask_augment(x, 0.1, seed=5, epoch=3, batch=7))
+
+
 def test_label_smoothing_changes_the_training_loss_only():
     logits = torch.tensor([[2.0], [-1.0], [0.5]])
     y = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
@@ -67,8 +78,8 @@ def test_label_smoothing_changes_the_training_loss_only():
     assert torch.allclose(loss, -(soft * torch.log_softmax(logits3, -1)).sum(-1).mean())
 
 
-def test_both_regularisers_train_resume_and_show_in_the_card(motif_data, tmp_path):
-    cfg = tiny_config(motif_data, epochs=6, batch_size=16, checkpoint_every=7, shift_augment=2)
+def test_the_regularisers_train_resume_and_show_in_the_card(motif_data, tmp_path):
+    cfg = tiny_config(motif_data, epochs=6, batch_size=16, checkpoint_every=7, shift_augment=2, mask_augment=0.05)
     cfg["task"]["label_smoothing"] = 0.1
     straight, run = kill_and_resume(cfg, tmp_path)
     a = json.loads((straight / "results.json").read_text())["splits"]["test"]
@@ -76,7 +87,7 @@ def test_both_regularisers_train_resume_and_show_in_the_card(motif_data, tmp_pat
     assert a == b  # killed and resumed: the same shifts, the same metrics
     assert a["auroc"] > 0.9  # the planted motif is found wherever it moved
     card = (straight / "MODEL_CARD.md").read_text()
-    assert "shifts of up to 2 bases" in card and "label smoothing 0.1" in card
+    assert "shifts of up to 2 bases" in card and "label smoothing 0.1" in card and "5% of bases masked" in card
 
 
 @pytest.mark.parametrize(("section", "key", "value", "kind"), [
@@ -87,6 +98,10 @@ def test_both_regularisers_train_resume_and_show_in_the_card(motif_data, tmp_pat
     ("train", "shift_augment", -1, "binary"),
     ("train", "shift_augment", 1.5, "binary"),
     ("train", "shift_augment", 2, "mlm"),
+    ("train", "mask_augment", 1.0, "binary"),
+    ("train", "mask_augment", -0.1, "binary"),
+    ("train", "mask_augment", "some", "binary"),
+    ("train", "mask_augment", 0.1, "mlm"),
 ])
 def test_bad_regulariser_values_name_their_key(section, key, value, kind):
     cfg = tiny_config({"train": "x.csv"})

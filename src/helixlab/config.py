@@ -36,6 +36,8 @@ class TrainConfig:
     patience: epochs without improvement of `monitor` on valid before stopping (0 = never stop).
     shift_augment: move each training sequence by a random whole number of bases in [-N, N] (seeded by
     seed, epoch and batch), the vacated end filled with N: for signals whose position varies a little.
+    mask_augment: the fraction of training bases replaced by N at random in each batch (seeded by seed, epoch
+    and batch; 0 = off): a regulariser that keeps every base in place, for position-aware models.
     checkpoint_every: also save a resumable checkpoint every this many steps (0 = epoch ends only).
     budget: a training budget that sizes the schedule instead of `epochs`: "30min" (also "90s", "2h") or
     "20000 steps". A time budget becomes a step count at the start of the run by timing a few training
@@ -68,6 +70,7 @@ class TrainConfig:
     rc_augment: bool = False
     rc_average: bool = False
     shift_augment: int = 0
+    mask_augment: float = 0.0
     seed: int = 0
     device: str = "auto"
     budget: str | None = None
@@ -246,6 +249,12 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.shift_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
         raise HelixError(f"train.shift_augment moves whole sequences; the {cfg.task.kind!r} task reads fixed "
                          "positions", path=source, record="train.shift_augment")
+    if not 0.0 <= t.mask_augment < 1.0:
+        raise HelixError(f"train.mask_augment must be a fraction of bases in [0, 1), got {t.mask_augment!r}",
+                         path=source, record="train.mask_augment")
+    if t.mask_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
+        raise HelixError(f"train.mask_augment hides bases of whole sequences; the {cfg.task.kind!r} task predicts "
+                         "bases", path=source, record="train.mask_augment")
     if not 0.0 <= t.ema < 1.0:
         raise HelixError(f"train.ema must be a decay in [0, 1) (0 = off), got {t.ema}", path=source,
                          record="train.ema")

@@ -68,6 +68,13 @@ def shift_augment(x: torch.Tensor, max_shift: int, seed: int, epoch: int, batch:
     return torch.where(inside.to(x.device), moved, torch.full_like(moved, N_CODE))
 
 
+def mask_augment(x: torch.Tensor, fraction: float, seed: int, epoch: int, batch: int) -> torch.Tensor:
+    """Replace each base of (n, L) codes by N with probability `fraction` (a function of (seed, epoch,
+    batch) only); the other bases stay where they are."""
+    hide = np.random.default_rng([seed, epoch, batch, 13]).random(tuple(x.shape)) < fraction
+    return torch.where(torch.from_numpy(hide).to(x.device), torch.full_like(x, N_CODE), x)
+
+
 def eval_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, n, batch_size):
         yield np.arange(start, min(start + batch_size, n))

@@ -75,6 +75,8 @@ def _augmentation(cfg: RunConfig) -> str:
         parts.append("reverse-complement augmentation")
     if t.shift_augment:
         parts.append(f"shifts of up to {t.shift_augment} bases")
+    if t.mask_augment:
+        parts.append(f"{t.mask_augment:.0%} of bases masked as N")
     if cfg.task.label_smoothing:
         parts.append(f"label smoothing {cfg.task.label_smoothing:g}")
     return "".join(", " + p for p in parts)

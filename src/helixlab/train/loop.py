@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from helixlab.config import RunConfig, parse_budget
-from helixlab.data.batches import batches_per_epoch, load_batch, rc_augment, shift_augment, train_batches
+from helixlab.data.batches import (batches_per_epoch, load_batch, mask_augment, rc_augment, shift_augment,
+                                   train_batches)
 from helixlab.data.genome import GenomeWindows
 from helixlab.data.splits import SPLITS, Split, open_split
 from helixlab.errors import HelixError
@@ -197,6 +198,8 @@ def batch_inputs(s: Setup, idx: np.ndarray, epoch: int, b: int, device: torch.de
         strand = strand.to(device)
     if t.shift_augment:
         x = shift_augment(x, t.shift_augment, t.seed, epoch, b)
+    if t.mask_augment:
+        x = mask_augment(x, t.mask_augment, t.seed, epoch, b)
     return x.to(device, non_blocking=True), y, strand
 
 
