@@ -86,6 +86,8 @@ class TrainConfig:
 
 
 LOGS = ("none", "tensorboard")
+# tasks with one label per whole sequence: the only ones whose bases train.shift_augment and mask_augment may edit
+SEQUENCE_LABEL_TASKS = ("binary", "multiclass", "regression")
 
 
 @dataclass
@@ -246,13 +248,13 @@ def check_config(cfg: RunConfig, source: str) -> None:
     if t.shift_augment < 0:
         raise HelixError(f"train.shift_augment must be a non-negative number of bases, got {t.shift_augment!r}",
                          path=source, record="train.shift_augment")
-    if t.shift_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
+    if t.shift_augment and cfg.task.kind not in SEQUENCE_LABEL_TASKS:
         raise HelixError(f"train.shift_augment moves whole sequences; the {cfg.task.kind!r} task reads fixed "
                          "positions", path=source, record="train.shift_augment")
     if not 0.0 <= t.mask_augment < 1.0:
         raise HelixError(f"train.mask_augment must be a fraction of bases in [0, 1), got {t.mask_augment!r}",
                          path=source, record="train.mask_augment")
-    if t.mask_augment and cfg.task.kind not in ("binary", "multiclass", "regression"):
+    if t.mask_augment and cfg.task.kind not in SEQUENCE_LABEL_TASKS:
         raise HelixError(f"train.mask_augment hides bases of whole sequences; the {cfg.task.kind!r} task predicts "
                          "bases", path=source, record="train.mask_augment")
     if not 0.0 <= t.ema < 1.0:
