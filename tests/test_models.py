@@ -83,3 +83,22 @@ def test_cnn_bottleneck_narrows_the_flatten_head():
     assert narrow(torch.randint(0, 5, (3, 40), dtype=torch.uint8)).shape == (3, 1)
     with pytest.raises(HelixError, match="bottleneck must be 0"):
         build_model("cnn", {**params, "bottleneck": -1}, 40, 1)
+
+
+def test_cnn_attention_relates_positions_beyond_the_receptive_field():
+    torch.manual_seed(0)
+    params = {"channels": [8], "kernels": [3], "pools": [1], "pooling": "flatten", "hidden": [4], "dropout": 0.0}
+    x = torch.randint(0, 4, (2, 40), dtype=torch.uint8)
+    far = x.clone()
+    far[:, -1] = (far[:, -1] + 1) % 4  # only the last base differs: outside position 0's 3-base window
+    for layers, reaches in ((0, False), (1, True)):
+        model = build_model("cnn", {**params, "attention": layers, "heads": 2}, 40, 1).eval()
+        first = model.features(x)[:, :8 * 40].view(2, 8, 40)[..., 0]
+        moved = model.features(far)[:, :8 * 40].view(2, 8, 40)[..., 0]
+        assert (not torch.allclose(first, moved)) == reaches
+    with pytest.raises(HelixError, match="attention must be 0"):
+        build_model("cnn", {**params, "attention": -1}, 40, 1)
+    with pytest.raises(HelixError, match="heads \\(3\\) must divide the channels \\(8\\)"):
+        build_model("cnn", {**params, "attention": 1, "heads": 3}, 40, 1)
+    with pytest.raises(HelixError, match="attention needs fixed-length"):
+        build_model("cnn", {**params, "pooling": "max", "attention": 1, "heads": 2}, None, 1)

@@ -63,6 +63,23 @@ class ConvStack(nn.Module):
         return length
 
 
+class PositionalAttention(nn.Module):
+    """Transformer encoder layers (pre-norm, GELU) over a fixed-length conv map (N, C, L) -> (N, C, L),
+    with a learned embedding per position: lets a conv model relate features by where they sit."""
+
+    def __init__(self, channels: int, length: int, layers: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention heads ({heads}) must divide the channels ({channels})")
+        self.positions = nn.Parameter(0.02 * torch.randn(1, channels, length))
+        layer = nn.TransformerEncoderLayer(channels, heads, dim_feedforward=2 * channels, dropout=dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.encoder((h + self.positions).transpose(1, 2)).transpose(1, 2)
+
+
 # each global pooling as the parts it concatenates, in this order: the flattened map (every position), the
 # per-channel max, the per-channel mean
 POOLING_PARTS = {"max": ("max",), "mean": ("mean",), "maxmean": ("max", "mean"), "flatten": ("flatten",),
