@@ -75,14 +75,13 @@ def data_paths(dataset: str, train_name: str = DEFAULT_TRAIN) -> dict[str, str]:
 
 
 def prepared(dataset: str, train_name: str = DEFAULT_TRAIN) -> dict[str, str]:
-    """Prepare each split once and share it between runs (prom_300_all: one train per train file)."""
+    """Prepare each source file once and share it between runs: one prepared directory per file, named by
+    it (prom_300_all has one train per train file)."""
     from helixlab.data.shards import prepare
 
     out = {}
     for split, path in data_paths(dataset, train_name).items():
-        d = WORK / "prepared" / dataset / split
-        if split == "train" and dataset == "prom_300_all" and train_name != DEFAULT_TRAIN:
-            d = WORK / "prepared" / dataset / Path(train_name).stem
+        d = WORK / "prepared" / dataset / Path(path).name.split(".")[0]
         if not (d / "meta.json").exists():
             prepare([path], d, overwrite=True, unique_ids=False, progress=False)
         out[split] = str(d)
