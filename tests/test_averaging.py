@@ -28,6 +28,22 @@ def test_the_average_follows_the_ema_formula_and_is_swapped_in_and_out():
     assert torch.allclose(model.weight, start + 1.0)
 
 
+def test_the_ramp_sets_the_decay_until_it_reaches_the_configured_one():
+    def shadow_after(decay: float, steps: int) -> torch.Tensor:
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(model.weight)
+        avg = WeightAverage(model, decay)
+        for step in range(1, steps + 1):
+            with torch.no_grad():
+                model.weight.fill_(float(step))
+            avg.update(model, step)
+        return avg.shadow["weight"]
+
+    # (1 + step) / (10 + step) stays below 0.995 until step 1,790: 0.999 and 0.9995 give the same average
+    assert torch.equal(shadow_after(0.999, 1000), shadow_after(0.9995, 1000))
+    assert not torch.equal(shadow_after(0.99, 1000), shadow_after(0.999, 1000))  # 0.99 binds from step 890
+
+
 def test_an_ema_run_keeps_the_average_as_its_best_checkpoint(motif_data, tmp_path):
     res = fit(config_from_dict(tiny_config(motif_data, epochs=3, ema=0.9), "t"), tmp_path / "r")
     assert res["splits"]["test"]["accuracy"] > 0.8
