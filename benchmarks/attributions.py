@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.config import load_config  # noqa: E402
 from helixlab.paths import data_root  # noqa: E402
@@ -44,7 +44,7 @@ def model_run() -> Path:
     from helixlab.train import fit
 
     if not (RUN / "results.json").exists():
-        overrides = [f'data.{k}="{v}"' for k, v in prepared("prom_300_all").items()]
+        overrides = data_overrides(prepared("prom_300_all"))
         fit(load_config(ROOT / RECIPES["cnn"], [*overrides, "train.seed=0", "train.progress=false"]), RUN,
             resume=(RUN / "config.json").exists())
     return RUN

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,11 @@ def run_fields(res: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
             "budget_steps": res.get("budget_steps"), "budget_probe_steps": res.get("budget_probe_steps"),
             "train_precision": res.get("precision"),
             **provenance(env)}
+
+
+def data_overrides(paths: Mapping[str, Any]) -> list[str]:
+    """`data.<split>="<path>"` overrides (TOML strings) that point a recipe at these files or prepared directories."""
+    return [f"data.{split}={json.dumps(str(path))}" for split, path in paths.items()]
 
 
 def fit_run(recipe: Path, overrides: list[str], run_dir: Path, label: str,

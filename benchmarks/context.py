@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, fit_run, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, fit_run, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
@@ -143,7 +143,7 @@ def main() -> None:
             read_by_another = name not in args.models  # another run reads its directory: it must exist
             if recorded and not (read_by_another and not (run_dir / "results.json").exists()):
                 continue
-            overrides = [f'data.{s}="{prepared}"' for s in ("train", "valid", "test")]
+            overrides = data_overrides(dict.fromkeys(("train", "valid", "test"), prepared))
             overrides += [f"train.seed={seed}", "train.progress=false", *extra]
             for key, needed in NEEDS.get(name, {}).items():
                 paths = [str(WORK / "runs" / n / "seed0") for n in ([needed] if isinstance(needed, str) else needed)]

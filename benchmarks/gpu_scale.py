@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, mean_sd, write_report  # noqa: E402
+from common import RESULTS, data_overrides, mean_sd, write_report  # noqa: E402
 from gpu_check import gpu_header, gpu_parser, save  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "gpu_scale"
@@ -108,7 +108,7 @@ def finetune(pretrained: Path | None, lr: float, seed: int, role: str, device: s
     variant = "pretrained" if pretrained else "scratch"
     run = WORK / f"prom_core_all_{variant}_lr{lr:g}_e{epochs}_seed{seed}_{role}"
     shutil.rmtree(run, ignore_errors=True)
-    over = [f"data.{k}={v!r}" for k, v in data.items()]
+    over = data_overrides(data)
     over += [f"train.epochs={1 if small else epochs}", f"train.lr={lr}", f"train.seed={seed}",
              f"train.device={device!r}", "train.progress=false"]
     over += SMALL if small and not pretrained else []  # a pretrained encoder's size comes with it

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
     if not (data / "intervals.json").exists():
         helixlab(["prepare", "--bed", str(labelled), "--genome", genome, "--length", "300", "--label-col", "score",
                   *SPLIT, "-o", str(data)], log)
-    splits = [f'data.{s}="{data / s}"' for s in ("train", "valid", "test")]
+    splits = data_overrides({s: data / s for s in ("train", "valid", "test")})
     sets = [a for s in splits for a in ("--set", s)]
     if (run / "config.json").exists() and not (run / "results.json").exists():
         helixlab(["train", "--resume", str(run)], log)  # interrupted: resumed from its checkpoint

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
-    RESULTS, append_record, fit_run, load_records, mean_sd, provenance, run_script, write_report)
+    RESULTS, append_record, data_overrides, fit_run, load_records, mean_sd, provenance, run_script, write_report)
 
 from helixlab.run.records import environment  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
                 overrides = [f"train.seed={seed}", "train.progress=false", f"train.precision={precision}", *extra]
                 if data == CORE:
                     core = core or prepared(CORE)
-                    overrides += [f'data.{k}="{v}"' for k, v in core.items()]
+                    overrides += data_overrides(core)
                 run_dir = WORK / row / precision / f"seed{seed}"
                 res = fit_run(ROOT / recipe, overrides, run_dir, f"{row} {precision} seed {seed}")
                 if res.get("precision") != precision:

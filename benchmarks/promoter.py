@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, averages, fit_and_record, load_records, run_script, summary_table, write_report  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS, averages, data_overrides, fit_and_record, load_records, run_script, summary_table, write_report)
 
 from helixlab.paths import data_root  # noqa: E402
 from helixlab.run.records import environment  # noqa: E402
@@ -112,7 +113,7 @@ def main() -> None:
                 if (dataset, model, seed) in done:
                     continue
                 run_dir = WORK / "runs" / dataset / model / f"seed{seed}"
-                overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset, model].items()]
+                overrides = data_overrides(paths[dataset, model])
                 overrides += [f"train.seed={seed}", "train.progress=false", *args.overrides]
                 fit_and_record(ROOT / RECIPES[model], overrides, run_dir, OUT_JSON, f"{dataset} {model} seed {seed}",
                                {"dataset": dataset, "model": model, "recipe": RECIPES[model], "seed": seed}, env)

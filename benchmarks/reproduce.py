@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import dream  # noqa: E402
 import promoter  # noqa: E402
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.apply.dream import DreamTest  # noqa: E402
 from helixlab.config import load_config  # noqa: E402
@@ -70,7 +70,7 @@ def current_run(check: str, env: dict[str, Any]) -> dict[str, Any]:
     if check == "promoter":
         promoter.WORK = work / "promoter"
         paths = promoter.prepared("prom_core_all")
-        overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths.items()]
+        overrides = data_overrides(paths)
         run_dir = work / "promoter" / "prom_core_all" / "cnn" / "seed0"
         res = fit(load_config(ROOT / promoter.RECIPES["cnn"], [*overrides, "train.seed=0", "train.progress=false"]),
                   run_dir, resume=(run_dir / CONFIG).exists())

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.run.records import environment  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> None:
 
     env = environment()
     genome = prepared_genome()
-    data = [f'data.{s}="{genome}"' for s in ("train", "valid", "test")]
+    data = data_overrides(dict.fromkeys(("train", "valid", "test"), genome))
     done = {(r["sampler"], r["repeat"]) for r in load_records(OUT_JSON)}
     for repeat in (0, 1):
         for sampler in ("tpe", "random"):

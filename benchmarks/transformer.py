@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import (RESULTS, append_record, averages, fit_and_record, load_records, provenance,  # noqa: E402
+from common import (RESULTS, append_record, averages, data_overrides, fit_and_record, load_records, provenance,  # noqa: E402
                     run_script, summary_table, write_report)
 from promoter import WORK, prepared  # noqa: E402
 
@@ -131,7 +131,7 @@ def main() -> None:
                 matched = done[(dataset, EQUAL_BUDGET[variant], seed)]
                 length = [f"train.budget='{matched['pretrain_seconds'] + matched['train_seconds']:.0f}s'"]
             run_dir = WORK / "runs" / dataset / f"bert_{variant}" / f"seed{seed}"
-            overrides = [f"data.{k}={v!r}".replace("'", '"') for k, v in paths[dataset].items()]
+            overrides = data_overrides(paths[dataset])
             overrides += [f"train.seed={seed}", *length, "train.progress=false", *extra, *args.overrides]
             fields = {"dataset": dataset, "variant": variant, "model": "bert", "recipe": recipe, "seed": seed,
                       "tokenizer": tokenizer, "head_layers": head_layers, "pretrained": pre_recipe is not None,
