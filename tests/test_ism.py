@@ -63,5 +63,10 @@ def test_local_required_but_not_possible() -> None:
     net = build_model("gru", {}, 20, 1)
     with pytest.raises(HelixError, match="windowed ISM needs"):
         ism(net, np.zeros((1, 20), np.uint8), local="yes")
+    attention = _model({**SHAPES[3], "attention": 1, "heads": 5}, 20)  # every position reads every base
+    with pytest.raises(HelixError, match="without attention"):
+        ism(attention, np.zeros((1, 20), np.uint8), local="yes")
+    X = np.random.default_rng(3).integers(0, 4, size=(2, 20)).astype(np.uint8)
+    np.testing.assert_array_equal(ism(attention, X), ism(attention, X, local="no"))  # auto: plain
     with pytest.raises(HelixError, match="local must be"):
         ism(net, np.zeros((1, 20), np.uint8), local="maybe")

@@ -106,6 +106,24 @@ def test_ism_is_exact_and_works_for_token_models_where_gradients_do_not():
         attribute(net, X, "integrated_gradients")
 
 
+def test_deeplift_warns_where_it_has_no_rule_and_only_there():
+    import warnings
+
+    from helixlab.models import build_model
+
+    params = {"channels": [8], "kernels": [5], "pools": [2], "pooling": "flatten", "hidden": [4]}
+    X = np.random.default_rng(0).integers(0, 4, (2, 20)).astype(np.uint8)
+    def rule_warnings(net: torch.nn.Module) -> list[str]:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            attribute(net.eval(), X, "deeplift")
+        return [str(w.message) for w in seen if "has no rule" in str(w.message)]
+
+    assert rule_warnings(build_model("cnn", params, 20, 1)) == []  # ReLU convs and dense layers: exact rules
+    [message] = rule_warnings(build_model("cnn", {**params, "attention": 1, "heads": 2}, 20, 1))
+    assert "no rule for LayerNorm, MultiheadAttention" in message
+
+
 def test_interpret_attributions_cli_writes_arrays_logos_and_metaplot(motif_run, tmp_path):
     run, data = motif_run
     out = tmp_path / "attr" / "a.npz"

@@ -93,7 +93,8 @@ def integrated_gradients(model: nn.Module, X: np.ndarray, *, target: int = 0, ba
                    baseline=_all_n, n_steps=n_steps, internal_batch_size=batch_size * 8)
 
 
-NO_RULE = (nn.SiLU, nn.GELU, nn.GRU, nn.LSTM)  # layers captum's DeepLift has no rescale rule for
+# layers captum's DeepLift has no rescale rule for (attention: softmax, products, layer norm, functional GELU)
+NO_RULE = (nn.SiLU, nn.GELU, nn.GRU, nn.LSTM, nn.MultiheadAttention, nn.LayerNorm)
 
 
 def _check_rules(model: nn.Module) -> None:

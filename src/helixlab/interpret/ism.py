@@ -5,7 +5,7 @@ base and at N positions. Two ways to compute it, with the same result (tests: wi
 scale in fp32):
 
 - plain: every mutant is a full forward pass, in batches (any model family);
-- windowed (`local`): for a convolutional model (`cnn`: conv stack -> global pooling -> dense head),
+- windowed (`local`): for a convolutional model (`cnn` without attention: conv stack -> pooling -> dense head),
   a substitution at position p changes only a window of each conv layer's output around p. The
   reference activations of every layer are kept, and each mutant recomputes only its window, layer by
   layer (conv on the window plus its kernel's reach, batch norm, activation, max-pool), then the global
@@ -84,8 +84,8 @@ def windowed_cnn(model: nn.Module) -> tuple[CNN, Prediction | None] | None:
     post = None
     if isinstance(inner, Prediction):
         post, inner = inner, unwrap(inner.model)
-    if type(inner) is not CNN or not isinstance(inner.convs, ConvStack):
-        return None
+    if type(inner) is not CNN or not isinstance(inner.convs, ConvStack) or not isinstance(inner.attention, nn.Identity):
+        return None  # attention makes every position depend on every base: no window to recompute
     return inner, post
 
 
@@ -103,8 +103,8 @@ def ism(model: nn.Module, X: np.ndarray, *, target: int = 0, batch_size: int | N
     X = codes(X)
     windowed = windowed_cnn(model) if local != "no" else None
     if local == "yes" and windowed is None:
-        raise HelixError(f"windowed ISM needs a 'cnn' model (conv stack, global pooling, dense head); this is "
-                         f"{type(unwrap(model)).__name__}", record="--local")
+        raise HelixError(f"windowed ISM needs a 'cnn' model without attention (conv stack, pooling, dense head); "
+                         f"this is {type(unwrap(model)).__name__}", record="--local")
     with inference(model, device) as dev, autocast(dev, resolve_precision(precision, dev, model)):
         if windowed is not None:
             out, ref = _windowed(*windowed, X, target=target, batch_size=batch_size or 128, device=dev,

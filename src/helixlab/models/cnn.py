@@ -1,4 +1,5 @@
-"""Convolutional classifier/regressor on one-hot input: conv stack -> pooling -> dense head."""
+"""Convolutional classifier/regressor on one-hot input: conv stack -> optional 1x1 bottleneck conv -> optional
+attention (transformer layers over the conv map) -> pooling -> dense head."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class CNNConfig:
     pooling: str = "maxmean"
     bottleneck: int = 0  # > 0: a 1x1 conv to this many channels before the pooling (a smaller flatten head)
     attention: int = 0  # > 0: this many transformer layers over the conv map, learned positions (fixed length)
-    heads: int = 4  # attention heads (must divide the last conv's channels)
+    heads: int = 4  # attention heads (must divide the channels attention reads: the bottleneck's, else the last conv's)
     hidden: list[int] = field(default_factory=lambda: [128])
     dropout: float = 0.2
     activation: str = "relu"
