@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, append_record, load_records, provenance, run_script, write_report  # noqa: E402
+from common import RESULTS, append_record, data_overrides, load_records, provenance, run_script, write_report  # noqa: E402
 
 from helixlab.run.records import environment  # noqa: E402
 
@@ -169,7 +169,7 @@ def study_data(study: str) -> list[str]:
     from promoter import prepared
 
     paths = prepared(study)
-    return [f"data.train={paths['train']!r}", f"data.valid={paths['valid']!r}"]
+    return data_overrides({split: paths[split] for split in ("train", "valid")})
 
 
 def tune_one(study: str, name: str, recipe: str, overrides: list[str], env: dict) -> None:

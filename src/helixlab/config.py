@@ -47,7 +47,7 @@ class TrainConfig:
     The learning-rate schedule spans the budget; the last epoch may be partial; early stopping still applies.
     ema: decay of an exponential moving average of the weights (e.g. 0.999; 0 = off): validation scores the
     average and the best checkpoint keeps it. The decay ramps up as (1 + step) / (10 + step) until it reaches
-    this value (0.999 at step 8,991, 0.995 at step 1,790); until then the average spans about the last ninth
+    this value (0.999 at step 8,990, 0.995 at step 1,790); until then the average spans roughly the last tenth
     of the steps, whatever the value.
     swa: stochastic weight averaging: the fraction (0-1] of the schedule, at its end, over which the weights
     after each step are averaged with equal weight (e.g. 0.3; 0 = off; not with ema). From there the learning
