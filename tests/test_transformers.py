@@ -136,7 +136,8 @@ def test_mask_tokens_masks_contiguous_spans_and_never_specials():
     assert torch.equal(mask_tokens(ids, tokenizer=tok, prob=0.15, span=6, generator=gen2)[0], masked)
 
 
-def test_bert_regression_single_output_trains(tmp_path):
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_bert_regression_single_output_trains(tmp_path, positions):
     rng = np.random.default_rng(0)
     rows = []
     for _ in range(300):
@@ -145,7 +146,8 @@ def test_bert_regression_single_output_trains(tmp_path):
     data = {split: write_csv(tmp_path / f"{split}.csv", rows[a:b], header="sequence,expression")
             for split, a, b in (("train", 0, 200), ("valid", 200, 250), ("test", 250, 300))}
     cfg = config_from_dict({"data": {k: str(v) for k, v in data.items()},
-                            "model": {"name": "bert", "params": {"tokenizer": "nucleotide", "pooling": "mean", **TINY}},
+                            "model": {"name": "bert", "params": {"tokenizer": "nucleotide", "pooling": "mean",
+                                                                 "positions": positions, **TINY}},
                             "task": {"kind": "regression"},
                             "train": {"epochs": 6, "batch_size": 32, "lr": 3e-3, "progress": False, "threads": 1}},
                            "test")
@@ -435,6 +437,26 @@ def test_sinusoidal_position_init_and_bad_values_named():
     assert "model.params" in str(exc.value)
     with pytest.raises(HelixError, match="compose_bases needs nucleotide, k-mer or window tokens"):
         build_model("bert", {"tokenizer": "subword", **TINY, "compose_bases": True}, 40, 1)
+
+
+def test_rotary_positions_make_attention_depend_on_the_offset_alone():
+    def score_ratios(model: torch.nn.Module) -> torch.Tensor:
+        """Layer 0 on a run of one base: attention of token i to i+d over its attention to itself
+        (softmax ratios cancel the row's normaliser), for interior tokens i = 5..14 and d = -3..3."""
+        _, weights = model.eval().attentions(torch.zeros(1, 40, dtype=torch.uint8), layer=0)
+        w = weights[0, 0].double()
+        return torch.stack([w[i, i - 3:i + 4] / w[i, i] for i in range(5, 15)])
+
+    torch.manual_seed(0)
+    rotary = score_ratios(build_model("bert", {"tokenizer": "nucleotide", **TINY, "positions": "rotary"}, 40, 1))
+    torch.testing.assert_close(rotary, rotary[:1].expand_as(rotary))  # the same at every position
+    learned = score_ratios(build_model("bert", {"tokenizer": "nucleotide", **TINY}, 40, 1))
+    assert not torch.allclose(learned, learned[:1].expand_as(learned), rtol=1e-3, atol=1e-6)
+    with pytest.raises(HelixError, match="positions must be one of learned, rotary, got 'alibi'"):
+        build_model("bert", {"tokenizer": "nucleotide", **TINY, "positions": "alibi"}, 40, 1)
+    with pytest.raises(HelixError, match="rotary positions have none"):
+        build_model("bert", {"tokenizer": "nucleotide", **TINY, "positions": "rotary", "position_init": "sinusoidal"},
+                    40, 1)
 
 
 def test_fine_tuning_adopts_composed_bases_from_the_pretrained_encoder(tmp_path, motif_data):

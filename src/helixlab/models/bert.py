@@ -41,7 +41,11 @@ class BertConfig:
     what they have in common from the first step (nucleotide, k-mer and window tokens).
     position_init: random (BERT's) | sinusoidal: the learned position embeddings start as sines and cosines
     of the position (amplitude 0.1), so "the token k places to the left" is one linear map of the position
-    from the first step, and attention finds neighbours in tens of steps instead of thousands."""
+    from the first step, and attention finds neighbours in tens of steps instead of thousands.
+    positions: learned (BERT's: an embedding per position, added to the tokens) | rotary (RoFormer's rotary
+    position embeddings: each query and key is rotated by its position, so attention scores depend on the
+    offset between two tokens and a head that reads "3 bases to the left" does so at every position; the
+    encoder is Hugging Face's RoFormerModel, BERT's layers otherwise)."""
 
     tokenizer: str = "kmer"
     k: int = 6
@@ -61,6 +65,7 @@ class BertConfig:
     head_dropout: float = 0.1
     compose_bases: bool = False
     position_init: str = "random"
+    positions: str = "learned"
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in SIZES:
@@ -86,6 +91,7 @@ def make_tokenizer(cfg: BertConfig, run_dir: Path | None = None) -> Tokenizer:
 
 
 POSITION_INITS = ("random", "sinusoidal")
+POSITIONS = ("learned", "rotary")
 
 
 def sinusoids(n: int, dim: int) -> torch.Tensor:
@@ -117,13 +123,17 @@ class Bert(SequenceModel):
 
     def __init__(self, cfg: BertConfig, seq_len: int | None, n_outputs: int, *, run_dir: Path | None = None) -> None:
         super().__init__()
-        from transformers import BertConfig as HFConfig
-        from transformers import BertModel
+        from transformers import BertConfig as HFBertConfig
+        from transformers import BertModel, RoFormerConfig, RoFormerModel
 
         if cfg.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be cls or mean, got {cfg.pooling!r}")
         if cfg.position_init not in POSITION_INITS:
             raise ValueError(f"position_init must be one of {', '.join(POSITION_INITS)}, got {cfg.position_init!r}")
+        if cfg.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {cfg.positions!r}")
+        if cfg.positions == "rotary" and cfg.position_init != "random":
+            raise ValueError("position_init sets learned position embeddings; rotary positions have none")
         if cfg.head_layers not in (1, 2):
             raise ValueError(f"head_layers must be 1 or 2, got {cfg.head_layers}")
         if cfg.compose_bases and cfg.tokenizer == "subword":
@@ -139,13 +149,17 @@ class Bert(SequenceModel):
         if seq_len is not None and fixed and self.tokenizer.n_tokens(seq_len) > cfg.max_tokens:
             raise ValueError(f"{seq_len} bp make {self.tokenizer.n_tokens(seq_len)} tokens, more than "
                              f"max_tokens={cfg.max_tokens}")
-        self.hf_config = HFConfig(vocab_size=self.tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                                  num_attention_heads=heads, intermediate_size=inter, hidden_act="gelu",
-                                  hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
-                                  max_position_embeddings=cfg.max_tokens, type_vocab_size=2,
-                                  pad_token_id=self.tokenizer.pad_id)
-        self.hf_config._attn_implementation = "sdpa"
-        self.bert = BertModel(self.hf_config, add_pooling_layer=False)
+        shape = dict(vocab_size=self.tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=inter, hidden_act="gelu",
+                     hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+                     max_position_embeddings=cfg.max_tokens, type_vocab_size=2, pad_token_id=self.tokenizer.pad_id)
+        if cfg.positions == "rotary":  # RoFormer: eager attention (its rotation sits inside the attention layer)
+            self.hf_config = RoFormerConfig(**shape, embedding_size=hidden)
+            self.bert = RoFormerModel(self.hf_config)
+        else:
+            self.hf_config = HFBertConfig(**shape)
+            self.hf_config._attn_implementation = "sdpa"
+            self.bert = BertModel(self.hf_config, add_pooling_layer=False)
         if cfg.position_init == "sinusoidal":
             with torch.no_grad():
                 self.bert.embeddings.position_embeddings.weight.copy_(0.1 * sinusoids(cfg.max_tokens, hidden))
@@ -226,6 +240,8 @@ class Bert(SequenceModel):
         if not -n_layers <= layer < n_layers:
             raise HelixError(f"attention layer {layer} does not exist; the model has {n_layers} layers")
         ids, attention = self.tokenizer.encode(x)
+        if self.cfg.positions == "rotary":  # eager attention already
+            return ids, self.encode(ids, attention, output_attentions=True).attentions[layer]
         self.bert.set_attn_implementation("eager")  # SDPA does not return the weights
         try:
             out = self.encode(ids, attention, output_attentions=True)
