@@ -100,5 +100,7 @@ def test_cnn_attention_relates_positions_beyond_the_receptive_field():
         build_model("cnn", {**params, "attention": -1}, 40, 1)
     with pytest.raises(HelixError, match="heads \\(3\\) must divide the channels \\(8\\)"):
         build_model("cnn", {**params, "attention": 1, "heads": 3}, 40, 1)
+    with pytest.raises(HelixError, match="attention heads must be a positive number, got 0"):
+        build_model("cnn", {**params, "attention": 1, "heads": 0}, 40, 1)
     with pytest.raises(HelixError, match="attention needs fixed-length"):
         build_model("cnn", {**params, "pooling": "max", "attention": 1, "heads": 2}, None, 1)

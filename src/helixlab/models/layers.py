@@ -69,6 +69,8 @@ class PositionalAttention(nn.Module):
 
     def __init__(self, channels: int, length: int, layers: int, heads: int, dropout: float) -> None:
         super().__init__()
+        if heads < 1:
+            raise ValueError(f"attention heads must be a positive number, got {heads}")
         if channels % heads:
             raise ValueError(f"attention heads ({heads}) must divide the channels ({channels})")
         self.positions = nn.Parameter(0.02 * torch.randn(1, channels, length))
