@@ -49,6 +49,8 @@ MODELS: dict[str, tuple[str, list[str]]] = {
     # 30 min budgets (issue 14): S2 stage 1 for 28 min + stage 2; S3 from the 128 bp pretraining
     "s2_bert_30min": ("configs/dream_s2_bert_budget.toml", []),
     "s3_bert6_30min": ("configs/dream_s3_bert6_budget.toml", []),
+    # the same with a convolutional token embedding (width 9) and rotary positions, chosen on valid
+    "s2_bert_conv_30min": ("configs/dream_s2_bert_conv_budget.toml", []),
     # stage 2 (Huber / per-bin subset) on top of the finished one-stage run of the same seed, which is
     # reused as stage 1: the comparison shows what the second step adds
     "cnn_lstm_2step": ("configs/dream_cnn_lstm.toml", ["train.epochs=3", "stage2.per_bin=500", "stage2.epochs=2",

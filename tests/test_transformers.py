@@ -136,8 +136,8 @@ def test_mask_tokens_masks_contiguous_spans_and_never_specials():
     assert torch.equal(mask_tokens(ids, tokenizer=tok, prob=0.15, span=6, generator=gen2)[0], masked)
 
 
-@pytest.mark.parametrize("positions", ["learned", "rotary"])
-def test_bert_regression_single_output_trains(tmp_path, positions):
+@pytest.mark.parametrize("positions,conv_embed", [("learned", 0), ("rotary", 0), ("rotary", 5)])
+def test_bert_regression_single_output_trains(tmp_path, positions, conv_embed):
     rng = np.random.default_rng(0)
     rows = []
     for _ in range(300):
@@ -147,7 +147,8 @@ def test_bert_regression_single_output_trains(tmp_path, positions):
             for split, a, b in (("train", 0, 200), ("valid", 200, 250), ("test", 250, 300))}
     cfg = config_from_dict({"data": {k: str(v) for k, v in data.items()},
                             "model": {"name": "bert", "params": {"tokenizer": "nucleotide", "pooling": "mean",
-                                                                 "positions": positions, **TINY}},
+                                                                 "positions": positions,
+                                                                 "conv_embed": conv_embed, **TINY}},
                             "task": {"kind": "regression"},
                             "train": {"epochs": 6, "batch_size": 32, "lr": 3e-3, "progress": False, "threads": 1}},
                            "test")
@@ -457,6 +458,25 @@ def test_rotary_positions_make_attention_depend_on_the_offset_alone():
     with pytest.raises(HelixError, match="rotary positions have none"):
         build_model("bert", {"tokenizer": "nucleotide", **TINY, "positions": "rotary", "position_init": "sinusoidal"},
                     40, 1)
+
+
+def test_conv_embed_mixes_neighbours_within_its_width_and_never_padding():
+    torch.manual_seed(0)
+    model = build_model("bert", {"tokenizer": "nucleotide", **TINY, "conv_embed": 5}, 40, 1).eval()
+    seen: list[torch.Tensor] = []
+    model.bert.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw["inputs_embeds"]), with_kwargs=True)
+    x = torch.randint(0, 4, (1, 40), dtype=torch.uint8)
+    y = x.clone()
+    y[0, 20] = (y[0, 20] + 1) % 4  # token 21 ([CLS] is token 0)
+    short = x.clone()
+    short[0, 30:] = 4  # trailing N: padding
+    for batch in (x, y, short, x[:, :30]):
+        model(batch)
+    changed = (seen[0] - seen[1]).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == list(range(19, 24))  # tokens 21-2 .. 21+2
+    torch.testing.assert_close(seen[2][:, :32], seen[3])  # [CLS], 30 bases, [SEP]: no trace of the pads
+    with pytest.raises(HelixError, match="conv_embed must be 0 or an odd kernel width, got 4"):
+        build_model("bert", {"tokenizer": "nucleotide", **TINY, "conv_embed": 4}, 40, 1)
 
 
 def test_fine_tuning_adopts_composed_bases_from_the_pretrained_encoder(tmp_path, motif_data):

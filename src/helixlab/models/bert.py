@@ -45,7 +45,10 @@ class BertConfig:
     positions: learned (BERT's: an embedding per position, added to the tokens) | rotary (RoFormer's rotary
     position embeddings: each query and key is rotated by its position, so attention scores depend on the
     offset between two tokens and a head that reads "3 bases to the left" does so at every position; the
-    encoder is Hugging Face's RoFormerModel, BERT's layers otherwise)."""
+    encoder is Hugging Face's RoFormerModel, BERT's layers otherwise).
+    conv_embed: 0 (BERT's) or a kernel width K: before the encoder, each token's embedding gains a
+    GELU-activated convolution of width K over its neighbours' embeddings (residual, padding masked out), so
+    the first layer already sees K-token words (motifs) instead of single bases."""
 
     tokenizer: str = "kmer"
     k: int = 6
@@ -66,6 +69,7 @@ class BertConfig:
     compose_bases: bool = False
     position_init: str = "random"
     positions: str = "learned"
+    conv_embed: int = 0
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in SIZES:
@@ -136,6 +140,8 @@ class Bert(SequenceModel):
             raise ValueError("position_init sets learned position embeddings; rotary positions have none")
         if cfg.head_layers not in (1, 2):
             raise ValueError(f"head_layers must be 1 or 2, got {cfg.head_layers}")
+        if cfg.conv_embed < 0 or (cfg.conv_embed and cfg.conv_embed % 2 == 0):
+            raise ValueError(f"conv_embed must be 0 or an odd kernel width, got {cfg.conv_embed}")
         if cfg.compose_bases and cfg.tokenizer == "subword":
             raise ValueError("compose_bases needs nucleotide, k-mer or window tokens, not subword")
         self.cfg = cfg
@@ -167,6 +173,8 @@ class Bert(SequenceModel):
             self.register_buffer("token_bases", self.tokenizer.base_matrix(), persistent=False)
             self.base_embeddings = nn.Parameter(torch.randn(4 * self.tokenizer.k, hidden)
                                                 * self.hf_config.initializer_range)
+        if cfg.conv_embed:
+            self.embed_conv = nn.Conv1d(hidden, hidden, cfg.conv_embed, padding=cfg.conv_embed // 2)
         self.feature_dim = hidden
         self.head_dropout = nn.Dropout(cfg.head_dropout)
         if n_outputs == 0:
@@ -208,10 +216,13 @@ class Bert(SequenceModel):
     def encode(self, ids: torch.Tensor, attention: torch.Tensor, *, output_attentions: bool = False) -> Any:
         if ids.shape[1] > self.cfg.max_tokens:
             raise HelixError(f"input has {ids.shape[1]} tokens, more than the model's max_tokens={self.cfg.max_tokens}")
-        if self.cfg.compose_bases:
-            return self.bert(inputs_embeds=nn.functional.embedding(ids, self.token_table()), attention_mask=attention,
-                             output_attentions=output_attentions)
-        return self.bert(input_ids=ids, attention_mask=attention, output_attentions=output_attentions)
+        if not (self.cfg.compose_bases or self.cfg.conv_embed):
+            return self.bert(input_ids=ids, attention_mask=attention, output_attentions=output_attentions)
+        e = nn.functional.embedding(ids, self.token_table())
+        if self.cfg.conv_embed:
+            keep = attention.unsqueeze(-1).to(e.dtype)
+            e = e + nn.functional.gelu(self.embed_conv((e * keep).transpose(1, 2))).transpose(1, 2)
+        return self.bert(inputs_embeds=e, attention_mask=attention, output_attentions=output_attentions)
 
     def pool(self, h: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         if self.cfg.pooling == "cls":
