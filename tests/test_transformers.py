@@ -496,3 +496,16 @@ def test_fine_tuning_adopts_composed_bases_from_the_pretrained_encoder(tmp_path,
     pre, ft = (load_file(str(weights[r])) for r in ("pre", "ft"))
     base = [k for k in pre if k.endswith("base_embeddings")]
     assert base and not torch.equal(pre[base[0]], ft[base[0]])  # adopted, then fine-tuned
+
+
+def test_fine_tuning_adopts_rotary_positions_and_the_conv_embedding(tmp_path, motif_data):
+    fasta = tmp_path / "unlabelled.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, (s, _) in enumerate(motif_rows(64, 40, seed=3))))
+    cfg = _pretrain_config(fasta, fasta)
+    cfg["model"]["params"].update(tokenizer="nucleotide", positions="rotary", conv_embed=3)  # type: ignore[index]
+    cfg["train"]["epochs"] = 1  # type: ignore[index]
+    (tmp_path / "pre.json").write_text(json.dumps(cfg))
+    assert main(["pretrain", str(tmp_path / "pre.json"), "-o", str(tmp_path / "pre")]) == 0
+    _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide"})  # neither named here
+    params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]
+    assert params["positions"] == "rotary" and params["conv_embed"] == 3

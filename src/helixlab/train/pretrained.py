@@ -27,7 +27,7 @@ from helixlab.seq.tokenizers import Tokenizer
 
 # Model params that define a BERT encoder (adopted from the source); the rest (head) stay the user's.
 ENCODER_KEYS = ("tokenizer", "k", "subword_model", "subword_vocab", "vocab", "size", "layers", "hidden", "heads",
-                "intermediate", "max_tokens", "compose_bases")
+                "intermediate", "max_tokens", "compose_bases", "positions", "conv_embed")
 TASK_HEADS = ("head.", "lm_head.")
 HF_KEYS = ("vocab_size", "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
            "max_position_embeddings")
