@@ -463,18 +463,22 @@ def test_rotary_positions_make_attention_depend_on_the_offset_alone():
 def test_conv_embed_mixes_neighbours_within_its_width_and_never_padding():
     torch.manual_seed(0)
     model = build_model("bert", {"tokenizer": "nucleotide", **TINY, "conv_embed": 5}, 40, 1).eval()
+    with torch.no_grad():  # a [PAD] vector that would show wherever padding leaked into the convolution
+        model.bert.embeddings.word_embeddings.weight[model.tokenizer.pad_id] = 1.0
     seen: list[torch.Tensor] = []
     model.bert.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw["inputs_embeds"]), with_kwargs=True)
     x = torch.randint(0, 4, (1, 40), dtype=torch.uint8)
     y = x.clone()
     y[0, 20] = (y[0, 20] + 1) % 4  # token 21 ([CLS] is token 0)
     short = x.clone()
-    short[0, 30:] = 4  # trailing N: padding
-    for batch in (x, y, short, x[:, :30]):
+    short[0, 30:] = 4  # trailing N: padding once batched with a full-length row
+    for batch in (x, y, torch.cat([x, short]), x[:, :30]):
         model(batch)
     changed = (seen[0] - seen[1]).abs().sum(-1)[0] > 0
     assert changed.nonzero().flatten().tolist() == list(range(19, 24))  # tokens 21-2 .. 21+2
-    torch.testing.assert_close(seen[2][:, :32], seen[3])  # [CLS], 30 bases, [SEP]: no trace of the pads
+    assert seen[2].shape[1] == 42
+    torch.testing.assert_close(seen[2][0], seen[0][0])
+    torch.testing.assert_close(seen[2][1, :32], seen[3][0])  # [CLS], 30 bases, [SEP]: no trace of the pads
     with pytest.raises(HelixError, match="conv_embed must be 0 or an odd kernel width, got 4"):
         build_model("bert", {"tokenizer": "nucleotide", **TINY, "conv_embed": 4}, 40, 1)
 
@@ -506,6 +510,7 @@ def test_fine_tuning_adopts_rotary_positions_and_the_conv_embedding(tmp_path, mo
     cfg["train"]["epochs"] = 1  # type: ignore[index]
     (tmp_path / "pre.json").write_text(json.dumps(cfg))
     assert main(["pretrain", str(tmp_path / "pre.json"), "-o", str(tmp_path / "pre")]) == 0
-    _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide"})  # neither named here
+    with pytest.warns(UserWarning, match=r"model.params.conv_embed = 9 becomes 3"):
+        _fine_tune(tmp_path, motif_data, tmp_path / "pre", {"tokenizer": "nucleotide", "conv_embed": 9})
     params = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["params"]
     assert params["positions"] == "rotary" and params["conv_embed"] == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 
 from helixlab.config import RunConfig
 from helixlab.errors import HelixError
+from helixlab.models.bert import BertConfig
 from helixlab.models.weights import load_weights, model_tensors, read
 from helixlab.paths import CONFIG, TOKENIZER_FILE, best_or_last, is_run_dir, read_json_object
 from helixlab.seq.tokenizers import Tokenizer
@@ -87,7 +89,16 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
             encoder["vocab"] = TOKENIZER_FILE
     else:
         encoder = _hf_encoder(p, run_dir)
+    if kind == "hf":
+        encoder.update(positions="learned", conv_embed=0)  # BERT's absolute positions, nothing before the encoder
     params = {**{k: v for k, v in cfg.model.params.items() if k not in ENCODER_KEYS}, **encoder}
+    defaults = BertConfig()
+    replaced = {k: v for k, v in cfg.model.params.items()
+                if k in ENCODER_KEYS and k != "vocab" and v != params.get(k, getattr(defaults, k))}
+    if replaced:
+        warnings.warn("--init-from adopts the pretrained encoder's settings; "
+                      + ", ".join(f"model.params.{k} = {v!r} becomes {params.get(k, getattr(defaults, k))!r}"
+                                  for k, v in replaced.items()), stacklevel=2)
     return replace(cfg, model=replace(cfg.model, params=params))
 
 
