@@ -89,16 +89,16 @@ def adopt(cfg: RunConfig, source: str | Path, run_dir: Path) -> RunConfig:
             encoder["vocab"] = TOKENIZER_FILE
     else:
         encoder = _hf_encoder(p, run_dir)
-    if kind == "hf":
-        encoder.update(positions="learned", conv_embed=0)  # BERT's absolute positions, nothing before the encoder
-    params = {**{k: v for k, v in cfg.model.params.items() if k not in ENCODER_KEYS}, **encoder}
+    # the source's effective settings: what it recorded, BertConfig's defaults for the rest (a Hugging Face
+    # BERT: learned absolute positions, no conv_embed)
     defaults = BertConfig()
-    replaced = {k: v for k, v in cfg.model.params.items()
-                if k in ENCODER_KEYS and k != "vocab" and v != params.get(k, getattr(defaults, k))}
+    encoder = {**{k: getattr(defaults, k) for k in ENCODER_KEYS}, **encoder}
+    replaced = {k: v for k, v in cfg.model.params.items() if k in ENCODER_KEYS and k != "vocab" and v != encoder[k]}
     if replaced:
         warnings.warn("--init-from adopts the pretrained encoder's settings; "
-                      + ", ".join(f"model.params.{k} = {v!r} becomes {params.get(k, getattr(defaults, k))!r}"
-                                  for k, v in replaced.items()), stacklevel=2)
+                      + ", ".join(f"model.params.{k} = {v!r} becomes {encoder[k]!r}" for k, v in replaced.items()),
+                      stacklevel=2)
+    params = {**{k: v for k, v in cfg.model.params.items() if k not in ENCODER_KEYS}, **encoder}
     return replace(cfg, model=replace(cfg.model, params=params))
 
 
