@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, provenance, write_report  # noqa: E402
+from common import RESULTS, data_overrides, provenance, write_report  # noqa: E402
 from dream_scale import synthetic_file  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "gpu_check"
@@ -106,7 +106,7 @@ def stage_legnet(device: str, rows: int, steps: int, small: bool) -> dict[str, A
     held.write_text("".join(lines))
     run = WORK / "legnet_full"
     shutil.rmtree(run, ignore_errors=True)
-    over = [f"data.train={str(train)!r}", "data.test=''", "data.holdout=0.001", f"train.budget='{steps} steps'",
+    over = [*data_overrides({"train": train}), "data.test=''", "data.holdout=0.001", f"train.budget='{steps} steps'",
             "train.precision='bf16'", f"train.device={device!r}", "train.progress=false"]
     if small:
         over += ["model.params={stem=16,channels=[16,16],expand=2,hidden=[16]}", "train.batch_size=64",

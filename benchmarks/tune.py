@@ -137,7 +137,7 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         # negatives 18.5 % right (13.1 % without), the other positives 94.9 % (96.0 %): the same trade, milder
         "best_30min_ema_flatten_tatagc2500": ("configs/promoter_best.toml", [
             RESIDUAL4.replace("'maxmean'", "'flatten'"), "train.budget='2800 steps'", "train.ema=0.999",
-            f"data.train='{TATA_GC_TRAIN}'"]),
+            *data_overrides({"train": TATA_GC_TRAIN})]),
     },
     # DREAM dev_split (the recipes' own train/valid rows): the S2 nucleotide BERT from scratch, stage 1 only, at
     # one fixed budget: the recipe as it is ([CLS] pooling, lr 5e-4) against mean pooling at a higher rate,
